@@ -1,0 +1,136 @@
+//! The `wharf` command line. Flags are the last configuration layer; see
+//! [`crate::config`] for the others.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogFormat, Overrides};
+
+/// Wharf: an OCI/Docker container registry in one binary.
+///
+/// Configuration comes from built-in defaults, then the TOML file given by
+/// --config (or WHARF_CONFIG), then WHARF_* environment variables, then the
+/// flags below; later layers win. `wharf config` prints the result.
+/// Every key is documented in docs/configuration.md.
+#[derive(Debug, Parser)]
+#[command(name = "wharf", version, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "WHARF_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
+    /// such as "info,wharf_registry=debug" [config: log.level].
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Log line format [config: log.format].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the registry: apply database migrations, then serve HTTP(S) until
+    /// SIGTERM or SIGINT.
+    ///
+    /// Without a database URL (DATABASE_URL, WHARF_DATABASE_URL or database.url)
+    /// Wharf starts a private PostgreSQL cluster under <data-dir>/postgres using the
+    /// PostgreSQL server binaries installed on this machine, and stops it on exit.
+    /// Once ready, GET /api/v2.0/ping answers 200 "Pong"; GET /api/v2.0/health
+    /// reports the database and storage.
+    Serve(ServeArgs),
+
+    /// Apply pending database migrations and exit.
+    ///
+    /// `wharf serve` does this on start too; run it on its own to migrate before
+    /// rolling out new replicas. Safe to run from several places at once:
+    /// migrations take a PostgreSQL advisory lock.
+    Migrate(MigrateArgs),
+
+    /// Print the effective configuration as TOML, secrets redacted, and exit.
+    ///
+    /// Accepts the same flags as `serve`, so it shows exactly what `wharf serve`
+    /// with those flags would use. The output is itself a valid configuration file.
+    Config(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, host:port [default: 127.0.0.1:8080] [config: listen].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Directory for local state: filesystem storage and the embedded PostgreSQL
+    /// [default: ./data] [config: data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// URL clients use to reach this instance, if it differs from --listen
+    /// [config: external_url].
+    #[arg(long, value_name = "URL")]
+    pub external_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Directory for local state, used for the embedded PostgreSQL when no
+    /// database URL is configured [default: ./data] [config: data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// The command-line layer of the configuration.
+    pub fn overrides(&self) -> Overrides {
+        let mut overrides = Overrides {
+            log_level: self.log_level.clone(),
+            log_format: self.log_format.map(|f| match f {
+                LogFormatArg::Text => LogFormat::Text,
+                LogFormatArg::Json => LogFormat::Json,
+            }),
+            ..Overrides::default()
+        };
+        match &self.command {
+            Command::Serve(args) | Command::Config(args) => {
+                overrides.listen = args.listen.clone();
+                overrides.data_dir = args.data_dir.clone();
+                overrides.external_url = args.external_url.clone();
+            }
+            Command::Migrate(args) => overrides.data_dir = args.data_dir.clone(),
+        }
+        overrides
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_after_the_subcommand_become_overrides() {
+        let cli = Cli::parse_from([
+            "wharf", "serve", "--listen", "0.0.0.0:9", "--data-dir", "/d", "--log-format", "json",
+        ]);
+        let o = cli.overrides();
+        assert_eq!(o.listen.as_deref(), Some("0.0.0.0:9"));
+        assert_eq!(o.data_dir, Some(PathBuf::from("/d")));
+        assert_eq!(o.log_format, Some(LogFormat::Json));
+    }
+}

@@ -1,0 +1,9 @@
+//! Registry metadata in PostgreSQL, one module per table. Plain SQL; functions
+//! take a pool for single statements and a connection for work inside a
+//! caller's transaction.
+
+pub mod blobs;
+pub mod manifests;
+pub mod repositories;
+pub mod tags;
+pub mod uploads;

@@ -1,0 +1,217 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
+//!
+//! A push is validated completely (shape, digest, every referenced blob and
+//! child manifest present in the repository, admission policy), its bytes made
+//! durable in the store, and only then recorded — manifest, references and tag
+//! in one transaction — so a crash at any point leaves either the whole push or
+//! nothing visible.
+
+use actix_web::body::SizedStream;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use wharf_oci::{Digest, DigestAlgorithm, DistributionError, ErrorCode, ParsedManifest, Reference, RepositoryName};
+
+use super::body;
+use crate::Inner;
+use crate::db;
+use crate::error::{RegistryError, Result};
+use crate::seams::{ManifestPush, Principal, RegistryEvent};
+
+fn manifest_unknown(reference: &Reference) -> RegistryError {
+    let detail = match reference {
+        Reference::Tag(t) => serde_json::json!({ "tag": t.as_str() }),
+        Reference::Digest(d) => serde_json::json!({ "digest": d.to_string() }),
+    };
+    RegistryError::with_detail(ErrorCode::ManifestUnknown, "manifest unknown to registry", detail)
+}
+
+/// Media types the client listed in `Accept` (parameters and q-values dropped).
+fn accepted_types(req: &HttpRequest) -> Vec<String> {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+pub async fn get(
+    req: &HttpRequest,
+    reg: &Inner,
+    name: &RepositoryName,
+    reference: &Reference,
+    who: Principal,
+    head: bool,
+) -> Result<HttpResponse> {
+    let stored = match reference {
+        Reference::Tag(tag) => db::manifests::find_by_tag(&reg.pool, name, tag.as_str()).await?,
+        Reference::Digest(digest) => db::manifests::find_by_digest(&reg.pool, name, digest).await?,
+    };
+    let Some(stored) = stored else {
+        return Err(manifest_unknown(reference));
+    };
+    // The bytes are always the ones pushed; a client that cannot accept their
+    // media type is told so rather than handed something it cannot parse.
+    let accepted = accepted_types(req);
+    let acceptable = accepted.is_empty()
+        || accepted.iter().any(|t| t == "*/*" || t == "application/*" || *t == stored.media_type);
+    if !acceptable {
+        return Err(RegistryError::with_detail(
+            ErrorCode::ManifestUnknown,
+            "the manifest exists but not in a media type the client accepts",
+            serde_json::json!({ "mediaType": stored.media_type, "accept": accepted }),
+        ));
+    }
+    let len = stored.content.len() as u64;
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CONTENT_TYPE, stored.media_type.as_str()))
+        .insert_header(("Docker-Content-Digest", stored.digest.as_str()))
+        .insert_header((header::ETAG, format!("\"{}\"", stored.digest)));
+    if head {
+        return Ok(resp.body(SizedStream::new(len, futures_util::stream::empty::<Result<bytes::Bytes, RegistryError>>())));
+    }
+    if let Ok(digest) = Digest::parse(&stored.digest) {
+        reg.events.record(RegistryEvent::ManifestPulled {
+            repository: name.clone(),
+            digest,
+            tag: match reference {
+                Reference::Tag(t) => Some(t.as_str().to_owned()),
+                Reference::Digest(_) => None,
+            },
+            principal: who.name,
+        });
+    }
+    Ok(resp.body(stored.content))
+}
+
+pub async fn put(
+    req: &HttpRequest,
+    payload: web::Payload,
+    reg: &Inner,
+    name: &RepositoryName,
+    reference: &Reference,
+    who: Principal,
+) -> Result<HttpResponse> {
+    let bytes = body::read_manifest(req, payload).await?;
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let manifest = ParsedManifest::parse(content_type, &bytes).map_err(DistributionError::from)?;
+    let (digest, tag) = match reference {
+        Reference::Digest(expected) => {
+            let actual = Digest::of(expected.algorithm(), &bytes);
+            if actual != *expected {
+                return Err(RegistryError::with_detail(
+                    ErrorCode::DigestInvalid,
+                    "provided digest did not match the manifest's content",
+                    serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() }),
+                ));
+            }
+            (actual, None)
+        }
+        Reference::Tag(tag) => (Digest::of(DigestAlgorithm::Sha256, &bytes), Some(tag.as_str())),
+    };
+
+    let mut tx = reg.pool.begin().await?;
+    let repository_id = db::repositories::ensure(&mut tx, name).await?;
+
+    let blob_refs: Vec<_> = manifest.blob_references().collect();
+    let wanted: Vec<String> = blob_refs.iter().map(|d| d.digest.to_string()).collect();
+    let linked = db::blobs::linked_sizes(&mut tx, repository_id, &wanted).await?;
+    let mut referenced_size = 0u64;
+    for descriptor in &blob_refs {
+        let key = descriptor.digest.to_string();
+        match linked.get(&key) {
+            None => {
+                return Err(RegistryError::with_detail(
+                    ErrorCode::ManifestBlobUnknown,
+                    "manifest references a blob unknown to this repository",
+                    serde_json::json!({ "digest": key }),
+                ));
+            }
+            Some(&size) if size != descriptor.size => {
+                return Err(RegistryError::with_detail(
+                    ErrorCode::ManifestInvalid,
+                    "a descriptor's size does not match the blob",
+                    serde_json::json!({ "digest": key, "descriptorSize": descriptor.size, "blobSize": size }),
+                ));
+            }
+            Some(&size) => referenced_size += size,
+        }
+    }
+    let children: Vec<String> = manifest.manifests.iter().map(|d| d.digest.to_string()).collect();
+    if !children.is_empty() {
+        let present = db::manifests::existing(&mut tx, repository_id, &children).await?;
+        if let Some(missing) = children.iter().find(|d| !present.contains(*d)) {
+            return Err(RegistryError::with_detail(
+                ErrorCode::ManifestBlobUnknown,
+                "index references a manifest unknown to this repository",
+                serde_json::json!({ "digest": missing }),
+            ));
+        }
+    }
+
+    reg.admission
+        .admit_manifest(&ManifestPush {
+            repository: name,
+            digest: &digest,
+            tag,
+            media_type: &manifest.media_type,
+            size: bytes.len() as u64,
+            referenced_size,
+        })
+        .await?;
+
+    // Durable bytes first: a committed row never points at missing content.
+    reg.store.put_verified(&digest, bytes.clone()).await?;
+    db::blobs::record_and_link(&mut tx, repository_id, &digest, bytes.len() as u64).await?;
+    let manifest_id = db::manifests::insert(&mut tx, repository_id, &digest, &manifest, &bytes).await?;
+    if let Some(tag) = tag {
+        db::tags::upsert(&mut tx, repository_id, tag, manifest_id).await?;
+    }
+    tx.commit().await?;
+
+    reg.events.record(RegistryEvent::ManifestPushed {
+        repository: name.clone(),
+        digest: digest.clone(),
+        tag: tag.map(str::to_owned),
+        media_type: manifest.media_type.clone(),
+        size: bytes.len() as u64,
+        principal: who.name,
+    });
+
+    let mut resp = HttpResponse::Created();
+    resp.insert_header((header::LOCATION, format!("/v2/{name}/manifests/{digest}")))
+        .insert_header(("Docker-Content-Digest", digest.to_string()));
+    if let Some(subject) = &manifest.subject {
+        resp.insert_header(("OCI-Subject", subject.digest.to_string()));
+    }
+    Ok(resp.finish())
+}
+
+pub async fn delete(reg: &Inner, name: &RepositoryName, reference: &Reference, who: Principal) -> Result<HttpResponse> {
+    match reference {
+        Reference::Tag(tag) => {
+            reg.admission.admit_delete(name, Some(tag.as_str()), None).await?;
+            if !db::tags::delete(&reg.pool, name, tag.as_str()).await? {
+                return Err(manifest_unknown(reference));
+            }
+            reg.events.record(RegistryEvent::TagDeleted {
+                repository: name.clone(),
+                tag: tag.as_str().to_owned(),
+                principal: who.name,
+            });
+        }
+        Reference::Digest(digest) => {
+            reg.admission.admit_delete(name, None, Some(digest)).await?;
+            if !db::manifests::delete(&reg.pool, name, digest).await? {
+                return Err(manifest_unknown(reference));
+            }
+            reg.events.record(RegistryEvent::ManifestDeleted {
+                repository: name.clone(),
+                digest: digest.clone(),
+                principal: who.name,
+            });
+        }
+    }
+    Ok(HttpResponse::Accepted().finish())
+}

@@ -1,0 +1,182 @@
+//! The registry's seams to the rest of Wharf: who may do what (authorisation),
+//! whether a push may land (admission: quota, immutability, read-only projects),
+//! and what happened (events). The registry declares them and ships permissive
+//! defaults; the RBAC, lifecycle and webhook crates implement them without the
+//! registry depending on those crates.
+
+use async_trait::async_trait;
+use wharf_oci::{Digest, RepositoryName};
+
+/// An action on a repository, as Docker token scopes name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Pull,
+    Push,
+    Delete,
+}
+
+impl Action {
+    /// The scope word: `pull`, `push`, `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// What a request needs: actions on a repository, or the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// `repository:<name>:<actions>`
+    Repository {
+        name: RepositoryName,
+        actions: Vec<Action>,
+    },
+    /// `registry:catalog:*`
+    Catalog,
+    /// `GET /v2/`: only proves the caller's credentials are acceptable.
+    Base,
+}
+
+/// The caller as the authoriser identified them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal {
+    /// `None` for anonymous access.
+    pub name: Option<String>,
+}
+
+/// Why an access was refused; mapped to `UNAUTHORIZED`/`DENIED`/`NAME_UNKNOWN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// No or bad credentials: 401 with this `WWW-Authenticate` challenge.
+    Unauthorized { challenge: String, message: String },
+    /// Authenticated, but not allowed: 403.
+    Denied { message: String },
+    /// The repository must not be acknowledged to this caller: 404.
+    NameUnknown,
+}
+
+/// Decides whether the caller (identified by the `Authorization` header, if any)
+/// may perform every access listed. Called before a handler touches anything.
+#[async_trait]
+pub trait Authorizer: Send + Sync + 'static {
+    async fn authorize(
+        &self,
+        authorization: Option<&str>,
+        access: &[Access],
+    ) -> Result<Principal, AuthError>;
+}
+
+/// Lets everybody do everything: the registry core before the RBAC crate plugs in,
+/// and a development registry on a trusted network.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllowAll;
+
+#[async_trait]
+impl Authorizer for AllowAll {
+    async fn authorize(&self, _: Option<&str>, _: &[Access]) -> Result<Principal, AuthError> {
+        Ok(Principal::default())
+    }
+}
+
+/// A manifest about to be stored.
+#[derive(Debug, Clone)]
+pub struct ManifestPush<'a> {
+    pub repository: &'a RepositoryName,
+    pub digest: &'a Digest,
+    pub tag: Option<&'a str>,
+    pub media_type: &'a str,
+    pub size: u64,
+    /// Sum of the sizes of the blobs the manifest references.
+    pub referenced_size: u64,
+}
+
+/// Why a push was refused by policy (quota, immutable tag, read-only project).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionDenied {
+    pub message: String,
+}
+
+/// Policy checks on writes, asked after validation and before anything is stored.
+#[async_trait]
+pub trait Admission: Send + Sync + 'static {
+    /// May this blob upload start in this repository?
+    async fn admit_blob_upload(&self, repository: &RepositoryName) -> Result<(), AdmissionDenied>;
+    /// May this manifest (and tag) be stored?
+    async fn admit_manifest(&self, push: &ManifestPush<'_>) -> Result<(), AdmissionDenied>;
+    /// May this tag or manifest be deleted?
+    async fn admit_delete(
+        &self,
+        repository: &RepositoryName,
+        tag: Option<&str>,
+        digest: Option<&Digest>,
+    ) -> Result<(), AdmissionDenied>;
+}
+
+/// Admits every write.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AdmitAll;
+
+#[async_trait]
+impl Admission for AdmitAll {
+    async fn admit_blob_upload(&self, _: &RepositoryName) -> Result<(), AdmissionDenied> {
+        Ok(())
+    }
+    async fn admit_manifest(&self, _: &ManifestPush<'_>) -> Result<(), AdmissionDenied> {
+        Ok(())
+    }
+    async fn admit_delete(
+        &self,
+        _: &RepositoryName,
+        _: Option<&str>,
+        _: Option<&Digest>,
+    ) -> Result<(), AdmissionDenied> {
+        Ok(())
+    }
+}
+
+/// Something that happened in the registry, after it was committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryEvent {
+    ManifestPushed {
+        repository: RepositoryName,
+        digest: Digest,
+        tag: Option<String>,
+        media_type: String,
+        size: u64,
+        principal: Option<String>,
+    },
+    ManifestPulled {
+        repository: RepositoryName,
+        digest: Digest,
+        tag: Option<String>,
+        principal: Option<String>,
+    },
+    ManifestDeleted {
+        repository: RepositoryName,
+        digest: Digest,
+        principal: Option<String>,
+    },
+    TagDeleted {
+        repository: RepositoryName,
+        tag: String,
+        principal: Option<String>,
+    },
+}
+
+/// Receives committed events. Must not block: implementations queue the work.
+pub trait EventSink: Send + Sync + 'static {
+    fn record(&self, event: RegistryEvent);
+}
+
+/// Writes every event to the structured log (target `wharf::events`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogEvents;
+
+impl EventSink for LogEvents {
+    fn record(&self, event: RegistryEvent) {
+        tracing::info!(target: "wharf::events", ?event, "registry event");
+    }
+}
