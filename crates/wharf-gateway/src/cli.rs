@@ -17,7 +17,13 @@ use crate::config::{LogFormat, Overrides};
 #[command(name = "wharf", version, propagate_version = true)]
 pub struct Cli {
     /// TOML configuration file.
-    #[arg(long, short = 'c', env = "WHARF_CONFIG", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "WHARF_CONFIG",
+        global = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
@@ -126,7 +132,14 @@ mod tests {
     #[test]
     fn flags_after_the_subcommand_become_overrides() {
         let cli = Cli::parse_from([
-            "wharf", "serve", "--listen", "0.0.0.0:9", "--data-dir", "/d", "--log-format", "json",
+            "wharf",
+            "serve",
+            "--listen",
+            "0.0.0.0:9",
+            "--data-dir",
+            "/d",
+            "--log-format",
+            "json",
         ]);
         let o = cli.overrides();
         assert_eq!(o.listen.as_deref(), Some("0.0.0.0:9"));

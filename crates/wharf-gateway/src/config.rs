@@ -108,7 +108,9 @@ impl Default for Config {
         let data_dir = PathBuf::from(DEFAULT_DATA_DIR);
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
-            storage: StorageConfig::Filesystem { root: data_dir.join("storage") },
+            storage: StorageConfig::Filesystem {
+                root: data_dir.join("storage"),
+            },
             data_dir,
             external_url: None,
             workers: 0,
@@ -123,13 +125,21 @@ impl Default for Config {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".to_owned() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
     }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, max_connections: 10, connect_timeout_secs: 30, postgres_bin_dir: None }
+        Self {
+            url: None,
+            max_connections: 10,
+            connect_timeout_secs: 30,
+            postgres_bin_dir: None,
+        }
     }
 }
 
@@ -163,29 +173,77 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("WHARF_DATA_DIR", "data_dir", EnvKind::String),
     var("WHARF_EXTERNAL_URL", "external_url", EnvKind::String),
     var("WHARF_WORKERS", "workers", EnvKind::Integer),
-    var("WHARF_SHUTDOWN_TIMEOUT_SECS", "shutdown_timeout_secs", EnvKind::Integer),
+    var(
+        "WHARF_SHUTDOWN_TIMEOUT_SECS",
+        "shutdown_timeout_secs",
+        EnvKind::Integer,
+    ),
     var("WHARF_LOG_FORMAT", "log.format", EnvKind::String),
     var("WHARF_LOG_LEVEL", "log.level", EnvKind::String),
     var("WHARF_TLS_CERT", "tls.cert", EnvKind::String),
     var("WHARF_TLS_KEY", "tls.key", EnvKind::String),
     var("DATABASE_URL", "database.url", EnvKind::String),
     var("WHARF_DATABASE_URL", "database.url", EnvKind::String),
-    var("WHARF_DATABASE_MAX_CONNECTIONS", "database.max_connections", EnvKind::Integer),
-    var("WHARF_DATABASE_CONNECT_TIMEOUT_SECS", "database.connect_timeout_secs", EnvKind::Integer),
-    var("WHARF_DATABASE_POSTGRES_BIN_DIR", "database.postgres_bin_dir", EnvKind::String),
+    var(
+        "WHARF_DATABASE_MAX_CONNECTIONS",
+        "database.max_connections",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_DATABASE_CONNECT_TIMEOUT_SECS",
+        "database.connect_timeout_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_DATABASE_POSTGRES_BIN_DIR",
+        "database.postgres_bin_dir",
+        EnvKind::String,
+    ),
     var("WHARF_STORAGE_TYPE", "storage.type", EnvKind::String),
     var("WHARF_STORAGE_ROOT", "storage.root", EnvKind::String),
     var("WHARF_STORAGE_S3_BUCKET", "storage.bucket", EnvKind::String),
     var("WHARF_STORAGE_S3_REGION", "storage.region", EnvKind::String),
-    var("WHARF_STORAGE_S3_ENDPOINT", "storage.endpoint", EnvKind::String),
-    var("WHARF_STORAGE_S3_PATH_STYLE", "storage.path_style", EnvKind::Bool),
-    var("WHARF_STORAGE_S3_ALLOW_HTTP", "storage.allow_http", EnvKind::Bool),
-    var("WHARF_STORAGE_S3_ACCESS_KEY_ID", "storage.access_key_id", EnvKind::String),
-    var("WHARF_STORAGE_S3_SECRET_ACCESS_KEY", "storage.secret_access_key", EnvKind::String),
-    var("WHARF_STORAGE_S3_SESSION_TOKEN", "storage.session_token", EnvKind::String),
+    var(
+        "WHARF_STORAGE_S3_ENDPOINT",
+        "storage.endpoint",
+        EnvKind::String,
+    ),
+    var(
+        "WHARF_STORAGE_S3_PATH_STYLE",
+        "storage.path_style",
+        EnvKind::Bool,
+    ),
+    var(
+        "WHARF_STORAGE_S3_ALLOW_HTTP",
+        "storage.allow_http",
+        EnvKind::Bool,
+    ),
+    var(
+        "WHARF_STORAGE_S3_ACCESS_KEY_ID",
+        "storage.access_key_id",
+        EnvKind::String,
+    ),
+    var(
+        "WHARF_STORAGE_S3_SECRET_ACCESS_KEY",
+        "storage.secret_access_key",
+        EnvKind::String,
+    ),
+    var(
+        "WHARF_STORAGE_S3_SESSION_TOKEN",
+        "storage.session_token",
+        EnvKind::String,
+    ),
     var("WHARF_STORAGE_S3_PREFIX", "storage.prefix", EnvKind::String),
-    var("WHARF_REGISTRY_UPLOAD_PURGE_AFTER_SECS", "registry.upload_purge_after_secs", EnvKind::Integer),
-    var("WHARF_REGISTRY_MAINTENANCE_INTERVAL_SECS", "registry.maintenance_interval_secs", EnvKind::Integer),
+    var(
+        "WHARF_REGISTRY_UPLOAD_PURGE_AFTER_SECS",
+        "registry.upload_purge_after_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_REGISTRY_MAINTENANCE_INTERVAL_SECS",
+        "registry.maintenance_interval_secs",
+        EnvKind::Integer,
+    ),
 ];
 
 /// Environment variables that are not configuration keys but are expected to be set.
@@ -213,11 +271,21 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("configuration file {path} is not valid TOML: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("environment variable {name}={value:?} is not {expected}")]
-    Env { name: &'static str, value: String, expected: &'static str },
+    Env {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -240,8 +308,10 @@ impl Config {
             env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
                 text.parse::<Table>().map_err(|source| ConfigError::Parse {
                     path: path.to_owned(),
                     source: Box::new(source),
@@ -253,12 +323,18 @@ impl Config {
         apply_overrides(&mut table, overrides);
         default_storage_root(&mut table);
 
-        let config: Config = Table::try_into(table).map_err(|e: toml::de::Error| {
+        // Through text rather than `Table::try_into`, so errors carry a position we
+        // can turn into the offending key.
+        let merged = toml::to_string(&table)
+            .map_err(|e| ConfigError::Invalid(format!("cannot merge configuration layers: {e}")))?;
+        let config: Config = toml::from_str(&merged).map_err(|e: toml::de::Error| {
             let origin = file.map_or_else(
-                || "environment".to_owned(),
-                |p| format!("{} and environment", p.display()),
+                || "defaults and environment".to_owned(),
+                |p| format!("{}, environment and flags", p.display()),
             );
-            ConfigError::Invalid(format!("{} (from {origin})", e.message()))
+            let key = e.span().and_then(|span| key_at(&merged, span.start));
+            let at = key.map(|k| format!("`{k}`: ")).unwrap_or_default();
+            ConfigError::Invalid(format!("{at}{} (from {origin})", e.message().trim()))
         })?;
         config.validate()?;
         Ok(Loaded { config, warnings })
@@ -288,7 +364,9 @@ impl Config {
             _ => {}
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::Invalid("`database.max_connections` must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "`database.max_connections` must be at least 1".into(),
+            ));
         }
         if let StorageConfig::S3(s3) = &self.storage
             && s3.bucket.is_empty()
@@ -317,8 +395,12 @@ impl Config {
 
     /// The configuration as TOML, secrets redacted (what `wharf config` prints).
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string_pretty(&self.redacted())
-            .unwrap_or_else(|e| format!("# configuration cannot be shown as TOML: {e}\n"))
+        let mut text = toml::to_string_pretty(&self.redacted())
+            .unwrap_or_else(|e| format!("# configuration cannot be shown as TOML: {e}"));
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text
     }
 }
 
@@ -369,11 +451,18 @@ pub fn redact_database_url(raw: &str) -> String {
     if url.password().is_some() && url.set_password(Some(REDACTED)).is_err() {
         return REDACTED.to_owned();
     }
-    if url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+    if url
+        .query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+    {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if k.eq_ignore_ascii_case("password") { REDACTED.into() } else { v.into_owned() };
+                let v = if k.eq_ignore_ascii_case("password") {
+                    REDACTED.into()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -390,16 +479,23 @@ fn redact_s3(s3: &mut S3Config) {
     }
 }
 
-fn apply_env(table: &mut Table, env: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
+fn apply_env(
+    table: &mut Table,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, ConfigError> {
     for spec in ENV_VARS {
-        let Some(raw) = env.get(spec.name).filter(|v| !v.is_empty()) else { continue };
+        let Some(raw) = env.get(spec.name).filter(|v| !v.is_empty()) else {
+            continue;
+        };
         let value = match spec.kind {
             EnvKind::String => Value::String(raw.clone()),
-            EnvKind::Integer => Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Env {
-                name: spec.name,
-                value: raw.clone(),
-                expected: "an integer",
-            })?),
+            EnvKind::Integer => {
+                Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Env {
+                    name: spec.name,
+                    value: raw.clone(),
+                    expected: "an integer",
+                })?)
+            }
             EnvKind::Bool => Value::Boolean(parse_bool(raw).ok_or_else(|| ConfigError::Env {
                 name: spec.name,
                 value: raw.clone(),
@@ -458,8 +554,12 @@ fn default_storage_root(table: &mut Table) {
         .and_then(Value::as_str)
         .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
     let root = Value::String(data_dir.join("storage").to_string_lossy().into_owned());
-    let storage = table.entry("storage").or_insert_with(|| Value::Table(Table::new()));
-    let Some(storage) = storage.as_table_mut() else { return };
+    let storage = table
+        .entry("storage")
+        .or_insert_with(|| Value::Table(Table::new()));
+    let Some(storage) = storage.as_table_mut() else {
+        return;
+    };
     if !storage.contains_key("type") {
         storage.insert("type".into(), Value::String("filesystem".into()));
     }
@@ -468,6 +568,26 @@ fn default_storage_root(table: &mut Table) {
     {
         storage.insert("root".into(), root);
     }
+}
+
+/// The dotted key on the line of `merged` holding byte `offset` (values are not
+/// shown: they could be secrets).
+fn key_at(merged: &str, offset: usize) -> Option<String> {
+    let before = merged.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = merged[line_start..].lines().next()?.trim();
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')));
+    if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        return Some(header.trim().to_owned());
+    }
+    let key = line.split('=').next()?.trim();
+    Some(match table {
+        Some(table) => format!("{}.{key}", table.trim()),
+        None => key.to_owned(),
+    })
 }
 
 /// Set `a.b.c = value`, creating intermediate tables. A non-table in the way is
@@ -480,7 +600,9 @@ fn set_path(table: &mut Table, dotted: &str, value: Value) {
             current.insert(part.to_owned(), value);
             return;
         }
-        let entry = current.entry(part).or_insert_with(|| Value::Table(Table::new()));
+        let entry = current
+            .entry(part)
+            .or_insert_with(|| Value::Table(Table::new()));
         if !entry.is_table() {
             *entry = Value::Table(Table::new());
         }
@@ -520,7 +642,11 @@ mod tests {
 
     #[test]
     fn storage_root_follows_the_final_data_dir() {
-        let c = load(Some("data_dir = \"/srv/a\""), &[("WHARF_DATA_DIR", "/srv/b")]).unwrap();
+        let c = load(
+            Some("data_dir = \"/srv/a\""),
+            &[("WHARF_DATA_DIR", "/srv/b")],
+        )
+        .unwrap();
         match c.storage {
             StorageConfig::Filesystem { root } => assert_eq!(root, PathBuf::from("/srv/b/storage")),
             _ => panic!("expected filesystem storage"),
@@ -531,14 +657,27 @@ mod tests {
     fn environment_overrides_file_and_flags_override_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wharf.toml");
-        std::fs::write(&path, "listen = \"0.0.0.0:1\"\nworkers = 2\n[log]\nformat = \"json\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:1\"\nworkers = 2\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
         let env = [("WHARF_LISTEN", "0.0.0.0:2"), ("WHARF_WORKERS", "3")];
-        let c = Config::load(Some(&path), env, &Overrides::default()).unwrap().config;
+        let c = Config::load(Some(&path), env, &Overrides::default())
+            .unwrap()
+            .config;
         assert_eq!(c.listen, "0.0.0.0:2");
         assert_eq!(c.workers, 3);
-        assert_eq!(c.log.format, LogFormat::Json, "file value kept when env is silent");
+        assert_eq!(
+            c.log.format,
+            LogFormat::Json,
+            "file value kept when env is silent"
+        );
 
-        let flags = Overrides { listen: Some("0.0.0.0:3".into()), ..Default::default() };
+        let flags = Overrides {
+            listen: Some("0.0.0.0:3".into()),
+            ..Default::default()
+        };
         let c = Config::load(Some(&path), env, &flags).unwrap().config;
         assert_eq!(c.listen, "0.0.0.0:3");
     }
@@ -547,14 +686,20 @@ mod tests {
     fn wharf_database_url_beats_database_url() {
         let c = load(
             Some("[database]\nurl = \"postgres://file/db\""),
-            &[("DATABASE_URL", "postgres://plain/db"), ("WHARF_DATABASE_URL", "postgres://wharf/db")],
+            &[
+                ("DATABASE_URL", "postgres://plain/db"),
+                ("WHARF_DATABASE_URL", "postgres://wharf/db"),
+            ],
         )
         .unwrap();
         assert_eq!(c.database.url.as_deref(), Some("postgres://wharf/db"));
         let c = load(None, &[("DATABASE_URL", "postgres://plain/db")]).unwrap();
         assert_eq!(c.database.url.as_deref(), Some("postgres://plain/db"));
         let c = load(None, &[("DATABASE_URL", "")]).unwrap();
-        assert!(c.database.url.is_none(), "an empty variable counts as unset");
+        assert!(
+            c.database.url.is_none(),
+            "an empty variable counts as unset"
+        );
     }
 
     #[test]
@@ -572,7 +717,9 @@ mod tests {
             ],
         )
         .unwrap();
-        let StorageConfig::S3(s3) = &c.storage else { panic!("expected s3") };
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("expected s3")
+        };
         assert_eq!(s3.bucket, "blobs");
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(s3.path_style && s3.allow_http);
@@ -583,33 +730,52 @@ mod tests {
     fn environment_switches_file_storage_to_filesystem() {
         let c = load(
             Some("[storage]\ntype = \"s3\"\nbucket = \"b\""),
-            &[("WHARF_STORAGE_TYPE", "filesystem"), ("WHARF_DATA_DIR", "/d")],
+            &[
+                ("WHARF_STORAGE_TYPE", "filesystem"),
+                ("WHARF_DATA_DIR", "/d"),
+            ],
         )
         .unwrap();
-        assert!(matches!(c.storage, StorageConfig::Filesystem { ref root } if root == Path::new("/d/storage")));
+        assert!(
+            matches!(c.storage, StorageConfig::Filesystem { ref root } if root == Path::new("/d/storage"))
+        );
     }
 
     #[test]
     fn bad_values_name_their_source() {
-        let err = load(None, &[("WHARF_WORKERS", "many")]).unwrap_err().to_string();
+        let err = load(None, &[("WHARF_WORKERS", "many")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("WHARF_WORKERS"), "{err}");
         let err = load(Some("listen = 5"), &[]).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
         let err = load(Some("lisen = \"x\""), &[]).unwrap_err().to_string();
         assert!(err.contains("lisen"), "unknown keys are rejected: {err}");
-        let err = load(Some("[log]\nformat = \"xml\""), &[]).unwrap_err().to_string();
+        let err = load(Some("[log]\nformat = \"xml\""), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("xml"), "{err}");
-        let err = load(None, &[("WHARF_TLS_CERT", "/c.pem")]).unwrap_err().to_string();
+        let err = load(None, &[("WHARF_TLS_CERT", "/c.pem")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tls.key"), "{err}");
-        let err = load(None, &[("WHARF_STORAGE_TYPE", "s3")]).unwrap_err().to_string();
+        let err = load(None, &[("WHARF_STORAGE_TYPE", "s3")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bucket"), "{err}");
-        let err = load(None, &[("WHARF_EXTERNAL_URL", "registry.example")]).unwrap_err().to_string();
+        let err = load(None, &[("WHARF_EXTERNAL_URL", "registry.example")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("external_url"), "{err}");
     }
 
     #[test]
     fn unknown_wharf_variables_are_reported() {
-        let env = [("WHARF_LISTN", "x"), ("WHARF_CONFIG", "/etc/wharf.toml"), ("HOME", "/root")];
+        let env = [
+            ("WHARF_LISTN", "x"),
+            ("WHARF_CONFIG", "/etc/wharf.toml"),
+            ("HOME", "/root"),
+        ];
         let loaded = Config::load(None, env, &Overrides::default()).unwrap();
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
         assert!(loaded.warnings[0].contains("WHARF_LISTN"));
@@ -631,10 +797,19 @@ mod tests {
                 env.extend([("WHARF_TLS_CERT", "/c"), ("WHARF_TLS_KEY", "/k")]);
             }
             if spec.key.starts_with("storage.") && spec.key != "storage.root" {
-                env.extend([("WHARF_STORAGE_TYPE", "s3"), ("WHARF_STORAGE_S3_BUCKET", "b")]);
+                env.extend([
+                    ("WHARF_STORAGE_TYPE", "s3"),
+                    ("WHARF_STORAGE_S3_BUCKET", "b"),
+                ]);
             }
             let loaded = load(None, &env);
-            assert!(loaded.is_ok(), "{} -> {}: {:?}", spec.name, spec.key, loaded.err());
+            assert!(
+                loaded.is_ok(),
+                "{} -> {}: {:?}",
+                spec.name,
+                spec.key,
+                loaded.err()
+            );
         }
     }
 
@@ -643,7 +818,10 @@ mod tests {
         let c = load(
             None,
             &[
-                ("DATABASE_URL", "postgres://wharf:pg-secret@db:5432/wharf?password=q-secret&sslmode=require"),
+                (
+                    "DATABASE_URL",
+                    "postgres://wharf:pg-secret@db:5432/wharf?password=q-secret&sslmode=require",
+                ),
                 ("WHARF_STORAGE_TYPE", "s3"),
                 ("WHARF_STORAGE_S3_BUCKET", "b"),
                 ("WHARF_STORAGE_S3_ACCESS_KEY_ID", "AKIAVISIBLE"),
@@ -659,8 +837,14 @@ mod tests {
             assert!(shown.contains(REDACTED), "{shown}");
         }
         let shown = c.to_string();
-        assert!(shown.contains("postgres://wharf:REDACTED@db:5432/wharf"), "{shown}");
-        assert!(shown.contains("sslmode=require") && shown.contains("AKIAVISIBLE"), "{shown}");
+        assert!(
+            shown.contains("postgres://wharf:REDACTED@db:5432/wharf"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("sslmode=require") && shown.contains("AKIAVISIBLE"),
+            "{shown}"
+        );
         // The printed form is a valid configuration file itself.
         shown.parse::<Table>().unwrap();
     }
@@ -668,6 +852,9 @@ mod tests {
     #[test]
     fn unparsable_database_url_is_redacted_whole() {
         assert_eq!(redact_database_url("not a url with secret"), REDACTED);
-        assert_eq!(redact_database_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_database_url("postgres://u@h/db"),
+            "postgres://u@h/db"
+        );
     }
 }

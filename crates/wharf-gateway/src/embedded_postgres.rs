@@ -29,6 +29,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, lchown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -78,17 +79,28 @@ pub enum EmbeddedPostgresError {
     Unreachable { user: String, dir: PathBuf },
     #[error("{action} failed: {detail}")]
     Command { action: String, detail: String },
-    #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("cannot create the {DATABASE} database in the embedded PostgreSQL: {0}")]
+    #[error("cannot {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create the {DATABASE} database in the embedded PostgreSQL")]
     CreateDatabase(#[source] sqlx::Error),
 }
 
 type Result<T, E = EmbeddedPostgresError> = std::result::Result<T, E>;
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EmbeddedPostgresError {
+fn io_err(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> EmbeddedPostgresError {
     let path = path.to_owned();
-    move |source| EmbeddedPostgresError::Io { action, path, source }
+    move |source| EmbeddedPostgresError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// A running private cluster. Stop it with [`EmbeddedPostgres::stop`]; dropping it
@@ -113,9 +125,14 @@ impl EmbeddedPostgres {
     pub async fn start(data_dir: &Path, bin_dir: Option<&Path>) -> Result<Self> {
         let data_dir = std::path::absolute(data_dir).map_err(io_err("resolve", data_dir))?;
         let bin_dir = bin_dir.map(Path::to_owned);
-        let mut guard = tokio::task::spawn_blocking(move || Self::start_blocking(&data_dir, bin_dir.as_deref()))
-            .await
-            .map_err(|e| EmbeddedPostgresError::Command { action: "starting PostgreSQL".into(), detail: e.to_string() })??;
+        let guard = tokio::task::spawn_blocking(move || {
+            Self::start_blocking(&data_dir, bin_dir.as_deref())
+        })
+        .await
+        .map_err(|e| EmbeddedPostgresError::Command {
+            action: "starting PostgreSQL".into(),
+            detail: e.to_string(),
+        })??;
         if let Err(e) = guard.create_database().await {
             guard.stop().await;
             return Err(e);
@@ -128,7 +145,8 @@ impl EmbeddedPostgres {
         let root = data_dir.join("postgres");
         let pgdata = root.join("data");
         fs::create_dir_all(&root).map_err(io_err("create", &root))?;
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).map_err(io_err("chmod", &root))?;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("chmod", &root))?;
 
         let runner = Runner::detect()?;
         let lock_path = root.join("wharf.lock");
@@ -159,7 +177,13 @@ impl EmbeddedPostgres {
         guard.init_once()?;
         guard.write_settings()?;
         guard.clear_leftover_server()?;
-        guard.pg_ctl_start()?;
+        if let Err(e) = guard.pg_ctl_start() {
+            // A server that came up too slowly for `--wait` must not outlive us.
+            if guard.pgdata.join("postmaster.pid").exists() {
+                let _ = guard.pg_ctl_stop("immediate");
+            }
+            return Err(e);
+        }
         guard.running = true;
         tracing::info!(
             dir = %guard.root.display(),
@@ -219,6 +243,7 @@ impl EmbeddedPostgres {
         if self.temporary_socket_dir {
             self.temporary_socket_dir = false;
             let _ = fs::remove_dir_all(&self.socket_dir);
+            let _ = fs::remove_file(self.root.join("socket_dir"));
         }
     }
 
@@ -236,7 +261,14 @@ impl EmbeddedPostgres {
         let mut cmd = self.runner.command(&self.bins.initdb);
         cmd.arg("--pgdata")
             .arg(&self.pgdata)
-            .args(["--username", SUPERUSER, "--encoding", "UTF8", "--locale", "C"])
+            .args([
+                "--username",
+                SUPERUSER,
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+            ])
             // trust only over the socket; see the module comment.
             .args(["--auth-local", "trust", "--auth-host", "reject"])
             .current_dir(&self.root);
@@ -250,9 +282,15 @@ impl EmbeddedPostgres {
         let conf = self.pgdata.join("postgresql.conf");
         let text = fs::read_to_string(&conf).map_err(io_err("read", &conf))?;
         if !text.lines().any(|l| l.trim() == INCLUDE_LINE) {
-            let mut f = OpenOptions::new().append(true).open(&conf).map_err(io_err("open", &conf))?;
-            writeln!(f, "\n# Wharf's settings (rewritten at every start)\n{INCLUDE_LINE}")
-                .map_err(io_err("write", &conf))?;
+            let mut f = OpenOptions::new()
+                .append(true)
+                .open(&conf)
+                .map_err(io_err("open", &conf))?;
+            writeln!(
+                f,
+                "\n# Wharf's settings (rewritten at every start)\n{INCLUDE_LINE}"
+            )
+            .map_err(io_err("write", &conf))?;
         }
         let quote = |p: &Path| p.to_string_lossy().replace('\'', "''");
         let settings = format!(
@@ -274,11 +312,19 @@ impl EmbeddedPostgres {
     /// `wharf.lock`, so no live Wharf owns a server on this directory.
     fn clear_leftover_server(&self) -> Result<()> {
         let pid_file = self.pgdata.join("postmaster.pid");
-        let Ok(contents) = fs::read_to_string(&pid_file) else { return Ok(()) };
-        let pid = contents.lines().next().and_then(|l| l.trim().parse::<u32>().ok());
+        let Ok(contents) = fs::read_to_string(&pid_file) else {
+            return Ok(());
+        };
+        let pid = contents
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok());
         match pid {
             Some(pid) if is_postmaster_of(pid, &self.pgdata) => {
-                tracing::warn!(pid, "stopping a PostgreSQL server left running by an earlier Wharf");
+                tracing::warn!(
+                    pid,
+                    "stopping a PostgreSQL server left running by an earlier Wharf"
+                );
                 if self.pg_ctl_stop("fast").is_err() {
                     self.pg_ctl_stop("immediate")?;
                 }
@@ -304,7 +350,11 @@ impl EmbeddedPostgres {
         run(cmd, "pg_ctl start").map_err(|e| match e {
             EmbeddedPostgresError::Command { action, detail } => EmbeddedPostgresError::Command {
                 action,
-                detail: format!("{detail}\nlast lines of {}:\n{}", log.display(), tail(&log, 15)),
+                detail: format!(
+                    "{detail}\nlast lines of {}:\n{}",
+                    log.display(),
+                    tail(&log, 15)
+                ),
             },
             other => other,
         })?;
@@ -316,7 +366,14 @@ impl EmbeddedPostgres {
         cmd.arg("stop")
             .arg("--pgdata")
             .arg(&self.pgdata)
-            .args(["--mode", mode, "--wait", "--timeout", PG_CTL_TIMEOUT_SECS, "--silent"])
+            .args([
+                "--mode",
+                mode,
+                "--wait",
+                "--timeout",
+                PG_CTL_TIMEOUT_SECS,
+                "--silent",
+            ])
             .current_dir(&self.root);
         run(cmd, "pg_ctl stop").map(|_| ())
     }
@@ -325,19 +382,26 @@ impl EmbeddedPostgres {
         let mut conn = PgConnection::connect_with(&self.connect_options_for("postgres"))
             .await
             .map_err(EmbeddedPostgresError::CreateDatabase)?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DATABASE)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(EmbeddedPostgresError::CreateDatabase)?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(DATABASE)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(EmbeddedPostgresError::CreateDatabase)?;
         if !exists {
-            sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
+            // DATABASE is a constant identifier, not input.
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {DATABASE}")))
                 .execute(&mut conn)
                 .await
                 .map_err(EmbeddedPostgresError::CreateDatabase)?;
-            tracing::info!(database = DATABASE, "created the database in the embedded PostgreSQL");
+            tracing::info!(
+                database = DATABASE,
+                "created the database in the embedded PostgreSQL"
+            );
         }
-        conn.close().await.map_err(EmbeddedPostgresError::CreateDatabase)?;
+        conn.close()
+            .await
+            .map_err(EmbeddedPostgresError::CreateDatabase)?;
         Ok(())
     }
 }
@@ -351,17 +415,40 @@ impl Drop for EmbeddedPostgres {
 /// The socket directory: the cluster directory when the socket path fits the
 /// kernel limit, else a new 0700 directory under /tmp.
 fn socket_dir_for(root: &Path, runner: &Runner) -> Result<(PathBuf, bool)> {
+    // A /tmp socket directory of a run that crashed is recorded here; clear it.
+    let record = root.join("socket_dir");
+    if let Ok(previous) = fs::read_to_string(&record) {
+        let previous = Path::new(previous.trim());
+        if previous.starts_with("/tmp")
+            && previous
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("wharf-pg-"))
+        {
+            let _ = fs::remove_dir_all(previous);
+        }
+        let _ = fs::remove_file(&record);
+    }
     let socket = root.join(format!(".s.PGSQL.{PORT}"));
     if socket.as_os_str().len() <= MAX_SOCKET_PATH {
         return Ok((root.to_owned(), false));
     }
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
     for attempt in 0..100u128 {
-        let dir = PathBuf::from(format!("/tmp/wharf-pg-{}-{:x}", std::process::id(), seed + attempt));
+        let dir = PathBuf::from(format!(
+            "/tmp/wharf-pg-{}-{:x}",
+            std::process::id(),
+            seed + attempt
+        ));
         match fs::create_dir(&dir) {
             Ok(()) => {
-                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err("chmod", &dir))?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                    .map_err(io_err("chmod", &dir))?;
                 runner.give(&dir)?;
+                fs::write(&record, dir.as_os_str().as_encoded_bytes())
+                    .map_err(io_err("write", &record))?;
                 tracing::info!(
                     dir = %dir.display(),
                     "the socket path under the data directory is too long; using a private directory in /tmp"
@@ -380,26 +467,40 @@ fn socket_dir_for(root: &Path, runner: &Runner) -> Result<(PathBuf, bool)> {
 
 /// Whether `pid` is a postgres process serving `pgdata` (its command line names it).
 fn is_postmaster_of(pid: u32, pgdata: &Path) -> bool {
-    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let program_is_postgres = args
         .first()
-        .map(|a| Path::new(std::ffi::OsStr::from_encoded_bytes_checked(a)))
+        .map(|a| Path::new(std::ffi::OsStr::from_bytes(a)))
         .and_then(|p| p.file_name())
         .is_some_and(|n| n == "postgres" || n == "postmaster");
-    let names_pgdata = args.iter().any(|a| *a == pgdata.as_os_str().as_encoded_bytes());
+    let names_pgdata = args.contains(&pgdata.as_os_str().as_encoded_bytes());
     program_is_postgres && names_pgdata
 }
 
 /// Run `cmd` to completion, turning a failure into an error with its output.
 fn run(mut cmd: Command, action: &str) -> Result<Output> {
     // PG* variables would redirect the tools to some other server or directory.
-    for var in ["PGDATA", "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS", "PGPASSWORD"] {
+    for var in [
+        "PGDATA",
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGOPTIONS",
+        "PGPASSWORD",
+    ] {
         cmd.env_remove(var);
     }
     // A process group of its own: a terminal's Ctrl-C goes to Wharf only, and Wharf
     // decides when PostgreSQL stops (after in-flight requests).
-    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let output = cmd.output().map_err(|e| EmbeddedPostgresError::Command {
         action: action.to_owned(),
         detail: format!("cannot run {:?}: {e}", cmd.get_program()),
@@ -415,7 +516,10 @@ fn run(mut cmd: Command, action: &str) -> Result<Output> {
                 detail.push_str(text.trim());
             }
         }
-        Err(EmbeddedPostgresError::Command { action: action.to_owned(), detail })
+        Err(EmbeddedPostgresError::Command {
+            action: action.to_owned(),
+            detail,
+        })
     }
 }
 
@@ -440,7 +544,8 @@ impl Binaries {
     /// `/usr/pgsql-<version>/bin` (RHEL and the PGDG packages).
     fn find(bin_dir: Option<&Path>, data_dir: &Path) -> Result<Self> {
         if let Some(dir) = bin_dir {
-            return Self::in_dir(dir).ok_or_else(|| EmbeddedPostgresError::BadBinDir(dir.to_owned()));
+            return Self::in_dir(dir)
+                .ok_or_else(|| EmbeddedPostgresError::BadBinDir(dir.to_owned()));
         }
         let on_path = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -449,20 +554,31 @@ impl Binaries {
             return Ok(found);
         }
         let mut versioned: Vec<(u32, PathBuf)> = Vec::new();
-        for (parent, prefix, suffix) in [("/usr/lib/postgresql", "", "bin"), ("/usr", "pgsql-", "bin")] {
-            let Ok(entries) = fs::read_dir(parent) else { continue };
+        for (parent, prefix, suffix) in [
+            ("/usr/lib/postgresql", "", "bin"),
+            ("/usr", "pgsql-", "bin"),
+        ] {
+            let Ok(entries) = fs::read_dir(parent) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                let Some(version) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
-                let Ok(major) = version.split('.').next().unwrap_or("").parse::<u32>() else { continue };
+                let Some(version) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+                    continue;
+                };
+                let Ok(major) = version.split('.').next().unwrap_or("").parse::<u32>() else {
+                    continue;
+                };
                 versioned.push((major, entry.path().join(suffix)));
             }
         }
-        versioned.sort_by(|a, b| b.0.cmp(&a.0));
+        versioned.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
         versioned
             .iter()
             .find_map(|(_, dir)| Self::in_dir(dir))
-            .ok_or_else(|| EmbeddedPostgresError::NotInstalled { data_dir: data_dir.join("postgres").display().to_string() })
+            .ok_or_else(|| EmbeddedPostgresError::NotInstalled {
+                data_dir: data_dir.join("postgres").display().to_string(),
+            })
     }
 
     fn in_dir(dir: &Path) -> Option<Self> {
@@ -480,11 +596,19 @@ impl Binaries {
             .rev()
             .nth(2)
             .and_then(|c| c.as_os_str().to_str())
-            .filter(|v| v.trim_start_matches("pgsql-").chars().all(|ch| ch.is_ascii_digit() || ch == '.'))
+            .filter(|v| {
+                v.trim_start_matches("pgsql-")
+                    .chars()
+                    .all(|ch| ch.is_ascii_digit() || ch == '.')
+            })
             .unwrap_or("unknown")
             .trim_start_matches("pgsql-")
             .to_owned();
-        Some(Self { initdb, pg_ctl, version })
+        Some(Self {
+            initdb,
+            pg_ctl,
+            version,
+        })
     }
 }
 
@@ -509,10 +633,18 @@ impl Runner {
             return Ok(Self::CurrentUser);
         }
         if let Some((uid, gid)) = passwd_entry("postgres") {
-            return Ok(Self::Runuser { name: "postgres".into(), uid, gid });
+            return Ok(Self::Runuser {
+                name: "postgres".into(),
+                uid,
+                gid,
+            });
         }
         if let Some((uid, gid)) = passwd_entry("nobody") {
-            return Ok(Self::Setpriv { name: "nobody".into(), uid, gid });
+            return Ok(Self::Setpriv {
+                name: "nobody".into(),
+                uid,
+                gid,
+            });
         }
         Err(EmbeddedPostgresError::Command {
             action: "choosing a user for PostgreSQL".into(),
@@ -526,12 +658,12 @@ impl Runner {
         match self {
             Self::CurrentUser => Command::new(program),
             Self::Runuser { name, .. } => {
-                let mut cmd = Command::new("runuser");
+                let mut cmd = Command::new(system_program("runuser"));
                 cmd.args(["-u", name, "--"]).arg(program);
                 cmd
             }
             Self::Setpriv { uid, gid, .. } => {
-                let mut cmd = Command::new("setpriv");
+                let mut cmd = Command::new(system_program("setpriv"));
                 cmd.arg(format!("--reuid={uid}"))
                     .arg(format!("--regid={gid}"))
                     .args(["--clear-groups", "--"])
@@ -558,9 +690,21 @@ impl Runner {
         cmd.arg("-w").arg(dir).current_dir("/");
         match run(cmd, "test") {
             Ok(_) => Ok(()),
-            Err(_) => Err(EmbeddedPostgresError::Unreachable { user: name.clone(), dir: dir.to_owned() }),
+            Err(_) => Err(EmbeddedPostgresError::Unreachable {
+                user: name.clone(),
+                dir: dir.to_owned(),
+            }),
         }
     }
+}
+
+/// util-linux programs live in sbin directories that a service's PATH may lack.
+fn system_program(name: &str) -> PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| is_executable(p))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn chown_recursive(path: &Path, uid: u32, gid: u32) -> Result<()> {
@@ -608,7 +752,10 @@ mod tests {
             Ok(bins) => assert!(bins.initdb.ends_with("initdb") && bins.pg_ctl.ends_with("pg_ctl")),
             Err(e) => {
                 let msg = e.to_string();
-                assert!(msg.contains("apt-get install postgresql") && msg.contains("DATABASE_URL"), "{msg}");
+                assert!(
+                    msg.contains("apt-get install postgresql") && msg.contains("DATABASE_URL"),
+                    "{msg}"
+                );
             }
         }
     }
@@ -621,14 +768,21 @@ mod tests {
 
     #[test]
     fn long_data_dirs_put_the_socket_in_tmp() {
-        let long = PathBuf::from(format!("/srv/{}", "x".repeat(120)));
+        let base = tempfile::tempdir().unwrap();
+        let long = base.path().join("x".repeat(120));
+        fs::create_dir(&long).unwrap();
         let (dir, temporary) = socket_dir_for(&long, &Runner::CurrentUser).unwrap();
         assert!(temporary && dir.starts_with("/tmp"));
         assert!(dir.join(".s.PGSQL.5432").as_os_str().len() <= MAX_SOCKET_PATH);
-        fs::remove_dir(&dir).unwrap();
-        let (dir, temporary) = socket_dir_for(Path::new("/srv/short"), &Runner::CurrentUser).unwrap();
+
+        // The next start (say after a crash) clears the old directory first.
+        let (next, _) = socket_dir_for(&long, &Runner::CurrentUser).unwrap();
+        assert!(!dir.exists(), "a leftover socket directory is removed");
+        fs::remove_dir(&next).unwrap();
+
+        let (dir, temporary) = socket_dir_for(base.path(), &Runner::CurrentUser).unwrap();
         assert!(!temporary);
-        assert_eq!(dir, Path::new("/srv/short"));
+        assert_eq!(dir, base.path());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! so every line logged while serving it carries that span's `request_id` (the
 //! same value is returned to the client in `X-Request-Id`, see [`crate::server`]).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -13,7 +15,10 @@ use crate::config::{LogConfig, LogFormat};
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("invalid log level/filter {filter:?}: {source}")]
-    Filter { filter: String, source: tracing_subscriber::filter::ParseError },
+    Filter {
+        filter: String,
+        source: tracing_subscriber::filter::ParseError,
+    },
     #[error("a global tracing subscriber is already installed")]
     AlreadyInstalled,
 }
@@ -39,7 +44,10 @@ pub fn filter(level: &str) -> Result<EnvFilter, TelemetryError> {
     }
     EnvFilter::builder()
         .parse(&directives)
-        .map_err(|source| TelemetryError::Filter { filter: level.to_owned(), source })
+        .map_err(|source| TelemetryError::Filter {
+            filter: level.to_owned(),
+            source,
+        })
 }
 
 /// Install the global subscriber described by `[log]`. Call once, early.
@@ -48,6 +56,8 @@ pub fn init(config: &LogConfig) -> Result<(), TelemetryError> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, never in files or collectors.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_span_events(FmtSpan::NONE);
     let result = match config.format {
         LogFormat::Text => builder.with_target(true).try_init(),
@@ -71,7 +81,12 @@ mod tests {
     fn filters_accept_levels_and_directives() {
         assert!(filter("info").is_ok());
         assert!(filter("warn,wharf_registry=debug").is_ok());
-        assert!(filter("sqlx=debug").unwrap().to_string().contains("sqlx=debug"));
+        assert!(
+            filter("sqlx=debug")
+                .unwrap()
+                .to_string()
+                .contains("sqlx=debug")
+        );
         assert!(filter("info,=nonsense[").is_err());
     }
 }

@@ -128,17 +128,25 @@ pub async fn insert(
     Ok(id)
 }
 
-/// Delete a manifest (and, by cascade, every tag pointing at it).
+/// Delete a manifest (and, by cascade, every tag pointing at it), and the
+/// repository's link to its bytes, so it is no longer served as a blob either.
 pub async fn delete(pool: &PgPool, repository: &RepositoryName, digest: &Digest) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "DELETE FROM manifests m USING repositories r
-          WHERE r.id = m.repository_id AND r.name = $1 AND m.digest = $2",
+    let gone: Option<(i32,)> = sqlx::query_as(
+        "WITH gone AS (
+            DELETE FROM manifests m USING repositories r
+             WHERE r.id = m.repository_id AND r.name = $1 AND m.digest = $2
+            RETURNING m.repository_id, m.digest
+         ), unlinked AS (
+            DELETE FROM repository_blobs rb USING gone g
+             WHERE rb.repository_id = g.repository_id AND rb.digest = g.digest
+         )
+         SELECT 1 FROM gone",
     )
     .bind(repository.as_str())
     .bind(digest.to_string())
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(gone.is_some())
 }
 
 /// A manifest whose `subject` is the requested digest.

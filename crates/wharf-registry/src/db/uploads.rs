@@ -8,7 +8,7 @@ use wharf_store::UploadState;
 
 /// How long a request may hold an upload before another may take it over
 /// (covers a replica that died mid-request).
-const LEASE: &str = "15 minutes";
+const LEASE_SECS: f64 = 15.0 * 60.0;
 
 /// Outcome of trying to take an upload for a request.
 pub enum Lease {
@@ -51,15 +51,16 @@ pub async fn get(pool: &PgPool, repository: &RepositoryName, id: Uuid) -> sqlx::
 
 /// Take the upload for this request unless another request holds it.
 pub async fn lease(pool: &PgPool, repository: &RepositoryName, id: Uuid) -> sqlx::Result<Lease> {
-    let taken: Option<(serde_json::Value,)> = sqlx::query_as(&format!(
-        "UPDATE uploads u SET lease_until = now() + interval '{LEASE}'
+    let taken: Option<(serde_json::Value,)> = sqlx::query_as(
+        "UPDATE uploads u SET lease_until = now() + make_interval(secs => $3)
            FROM repositories r
           WHERE r.id = u.repository_id AND r.name = $1 AND u.id = $2
             AND (u.lease_until IS NULL OR u.lease_until < now())
-        RETURNING u.state"
-    ))
+        RETURNING u.state",
+    )
     .bind(repository.as_str())
     .bind(id)
+    .bind(LEASE_SECS)
     .fetch_optional(pool)
     .await?;
     if let Some((v,)) = taken {

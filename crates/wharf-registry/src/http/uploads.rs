@@ -127,10 +127,7 @@ pub async fn start(req: &HttpRequest, payload: web::Payload, reg: &Inner, name: 
         let digest = parse_digest(&value)?;
         let id = Uuid::new_v4();
         let state = reg.store.begin_upload(id, digest.algorithm()).await?;
-        let blob = match append_and_finish(reg, id, state, body::stream(payload), &digest).await {
-            Ok(blob) => blob,
-            Err(e) => return Err(e),
-        };
+        let blob = append_and_finish(reg, id, state, body::stream(payload), &digest).await?;
         link_blob(reg, name, &blob, None).await?;
         return Ok(blob_created(name, &digest));
     }

@@ -43,7 +43,7 @@ impl TestApp {
         let admin_url = database_url();
         let db_name = format!("wharf_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&mut admin).await.unwrap();
         admin.close().await.ok();
         let mut url = url::Url::parse(&admin_url).unwrap();
         url.set_path(&db_name);
@@ -157,7 +157,7 @@ impl Drop for TestApp {
                     let _ = t.join();
                 }
                 if let Ok(mut admin) = sqlx::PgConnection::connect(&database_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))).execute(&mut admin).await;
                 }
             });
         })

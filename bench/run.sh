@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Wharf against Debian's docker-registry (CNCF distribution 2.8), side by side
+# on this machine, both with filesystem storage, measured by the same clients.
+# See docs/benchmarks.md. Not part of scripts/test.
+#
+# Environment:
+#   DATABASE_URL    PostgreSQL server for Wharf (a fresh database is created on
+#                   it); default: 127.0.0.1:5432 if it answers, else a private cluster
+#   BENCH_DIR       where blobs and both registries' data go (default: a temp dir;
+#                   needs ~5 GiB)
+#   BENCH_BLOB_MIB  size of the big blob (default 512)
+#   BENCH_SKIP_BUILD=1  use the existing target/release/wharf
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+BLOB_MIB=${BENCH_BLOB_MIB:-512}
+CHUNK=$((8 << 20))
+HEAD_COUNT=2000
+ACCEPT="application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+CLIENT=(python3 "$ROOT/bench/registry_client.py")
+
+WORK=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/wharf-bench.XXXXXX")
+PIDS=()
+BENCH_DB=""
+RESULTS="$WORK/results.txt"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
+
+cleanup() {
+    local status=$?
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ -n "$BENCH_DB" ]]; then
+        psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    stop_postgres
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for tool in docker-registry wrk curl openssl python3 psql; do
+    command -v "$tool" >/dev/null || { log "$tool is required (.ci/run installs it)"; exit 1; }
+done
+
+# --- physical limits ------------------------------------------------------------
+mb_per_s() { python3 -c "print(f'{$1 / $2 / 1e6:.1f}')"; }
+now() { date +%s.%N; }
+elapsed() { python3 -c "print($2 - $1)"; }
+
+log "writing ${BLOB_MIB} MiB test blobs"
+head -c "$((BLOB_MIB << 20))" /dev/urandom >"$WORK/blob-mono"
+head -c "$((BLOB_MIB << 20))" /dev/urandom >"$WORK/blob-chunked"
+SIZE=$((BLOB_MIB << 20))
+
+t0=$(now)
+MONO_DIGEST="sha256:$(openssl dgst -sha256 -r "$WORK/blob-mono" | cut -d' ' -f1)"
+t1=$(now)
+SHA_MBS=$(mb_per_s "$SIZE" "$(elapsed "$t0" "$t1")")
+CHUNKED_DIGEST=$("${CLIENT[@]}" sha256 "$WORK/blob-chunked")
+
+t0=$(now)
+dd if=/dev/zero of="$WORK/dd-test" bs=8M count=$((BLOB_MIB / 8)) oflag=direct conv=fsync status=none
+t1=$(now)
+DISK_MBS=$(mb_per_s "$SIZE" "$(elapsed "$t0" "$t1")")
+rm -f "$WORK/dd-test"
+
+# --- servers --------------------------------------------------------------------
+if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
+    log "cargo build --release"
+    cargo build --release -p wharf-gateway --bin wharf
+fi
+WHARF_BIN="$ROOT/target/release/wharf"
+
+start_postgres
+BENCH_DB="wharf_bench_$(date +%s)_$$"
+psql "$DATABASE_URL" -qc "CREATE DATABASE $BENCH_DB" >/dev/null
+WHARF_DB_URL=$(python3 - "$DATABASE_URL" "$BENCH_DB" <<'EOF'
+import sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+print(urllib.parse.urlunsplit(u._replace(path="/" + sys.argv[2])))
+EOF
+)
+
+WHARF_PORT=$(free_port)
+mkdir -p "$WORK/wharf"
+env -u WHARF_DATABASE_URL DATABASE_URL="$WHARF_DB_URL" WHARF_LOG_LEVEL=warn \
+    "$WHARF_BIN" serve --listen "127.0.0.1:$WHARF_PORT" --data-dir "$WORK/wharf" >"$WORK/wharf.log" 2>&1 &
+WHARF_PID=$!
+PIDS+=("$WHARF_PID")
+
+REF_PORT=$(free_port)
+cat >"$WORK/registry.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/reference
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REF_PORT
+EOF
+docker-registry serve "$WORK/registry.yml" >"$WORK/reference.log" 2>&1 &
+REF_PID=$!
+PIDS+=("$REF_PID")
+
+wait_ready() {
+    local url=$1 name=$2
+    for _ in $(seq 600); do
+        curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "$name not ready; log:"
+    tail -n 40 "$WORK/$name.log" >&2
+    exit 1
+}
+wait_ready "http://127.0.0.1:$WHARF_PORT/api/v2.0/ping" wharf
+wait_ready "http://127.0.0.1:$REF_PORT/v2/" reference
+sleep 1
+
+rss_mib() { awk -v f="$2" '$1 == f":" { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+declare -A R
+R[wharf_rss_idle]=$(rss_mib "$WHARF_PID" VmRSS)
+R[reference_rss_idle]=$(rss_mib "$REF_PID" VmRSS)
+
+# --- measurements -----------------------------------------------------------------
+measure() {
+    local name=$1 base=$2
+    local repo=library/bench
+    log "$name: ${BLOB_MIB} MiB monolithic push"
+    R[${name}_push_mono]=$("${CLIENT[@]}" push-blob "$base" "$repo" "$WORK/blob-mono" "$MONO_DIGEST")
+    log "$name: ${BLOB_MIB} MiB push in 8 MiB chunks"
+    R[${name}_push_chunked]=$("${CLIENT[@]}" push-blob --chunk "$CHUNK" "$base" "$repo" "$WORK/blob-chunked" "$CHUNKED_DIGEST")
+    log "$name: ${BLOB_MIB} MiB pull"
+    local secs
+    secs=$(curl -fsS -o /dev/null --max-time 600 -w '%{time_total}' "$base/v2/$repo/blobs/$MONO_DIGEST")
+    R[${name}_pull]=$(mb_per_s "$SIZE" "$secs")
+    log "$name: image of 20 x 5 MiB layers"
+    R[${name}_image]=$("${CLIENT[@]}" push-image "$base" "$repo" image20)
+    "${CLIENT[@]}" small-image "$base" "$repo" small
+    log "$name: manifest GET, wrk -c32 -t2 -d10s"
+    R[${name}_manifest_rps]=$(wrk -c32 -t2 -d10s -H "Accept: $ACCEPT" "$base/v2/$repo/manifests/small" |
+        awk '/^Requests\/sec:/ { print $2 }')
+    log "$name: $HEAD_COUNT sequential blob HEADs"
+    local lat
+    lat=$("${CLIENT[@]}" head-latency --count "$HEAD_COUNT" "$base" "$repo" "$MONO_DIGEST")
+    R[${name}_head_p50]=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p50'])" "$lat")
+    R[${name}_head_p99]=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p99'])" "$lat")
+}
+
+# Both run the same sequence, one after the other, on an otherwise idle machine.
+measure wharf "http://127.0.0.1:$WHARF_PORT"
+measure reference "http://127.0.0.1:$REF_PORT"
+
+R[wharf_rss_after]=$(rss_mib "$WHARF_PID" VmRSS)
+R[reference_rss_after]=$(rss_mib "$REF_PID" VmRSS)
+R[wharf_rss_peak]=$(rss_mib "$WHARF_PID" VmHWM)
+R[reference_rss_peak]=$(rss_mib "$REF_PID" VmHWM)
+
+# --- report -----------------------------------------------------------------------
+{
+    echo "push ${BLOB_MIB} MiB blob, monolithic (MB/s)|higher|push_mono"
+    echo "push ${BLOB_MIB} MiB blob, 8 MiB chunks (MB/s)|higher|push_chunked"
+    echo "pull ${BLOB_MIB} MiB blob (MB/s)|higher|pull"
+    echo "push image 20 x 5 MiB, 4 parallel (s)|lower|image"
+    echo "manifest GET, 32 connections (req/s)|higher|manifest_rps"
+    echo "blob HEAD p50, sequential (ms)|lower|head_p50"
+    echo "blob HEAD p99, sequential (ms)|lower|head_p99"
+    echo "RSS idle (MiB)|lower|rss_idle"
+    echo "RSS after the run (MiB)|lower|rss_after"
+    echo "peak RSS, VmHWM (MiB)|lower|rss_peak"
+} >"$WORK/rows"
+
+{
+    echo
+    echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), $(uname -r)"
+    echo "Physical limits of a push: SHA-256 (openssl, one core) ${SHA_MBS} MB/s; fsync'd write (dd oflag=direct) ${DISK_MBS} MB/s"
+    echo
+    echo "| measurement | Wharf | docker-registry 2.8 | Wharf / reference | better |"
+    echo "|---|---:|---:|---:|---|"
+    while IFS='|' read -r label better key; do
+        w=${R[wharf_$key]:-} r=${R[reference_$key]:-}
+        ratio=$(python3 -c "import sys
+try: print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')
+except Exception: print('n/a')" "$w" "$r")
+        echo "| $label | ${w:-n/a} | ${r:-n/a} | $ratio | $better |"
+    done <"$WORK/rows"
+} | tee "$RESULTS"
+cp "$RESULTS" "$ROOT/target/bench-results.md" 2>/dev/null || true

@@ -1,0 +1,365 @@
+//! Filesystem backend: plain files under a root directory, written with
+//! `tokio::fs` (no object-store layer in between).
+//!
+//! Durability: upload data is appended to `uploads/<uuid>/data` without fsync
+//! (a crash may lose the tail of an upload, which the length check on the next
+//! append or the digest check at finish catches). At finish the file is
+//! fsynced, renamed into `blobs/…` and the directory fsynced, so a blob that is
+//! visible has its bytes on disk and never appears half-written.
+
+use std::io::{ErrorKind, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::fs::{self, File, OpenOptions};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::io::ReaderStream;
+use uuid::Uuid;
+use wharf_oci::{Digest, DigestAlgorithm, DigestHasher};
+
+use crate::layout::{self, UPLOAD_DATA, UPLOADS};
+use crate::upload::BackendState;
+use crate::{BlobBody, ByteRange, ByteStream, StoreError, StoredBlob, UploadState};
+
+/// Write buffer for upload data: few large writes instead of one per chunk.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// Size of the chunks a blob read yields.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Blobs and uploads under one directory.
+#[derive(Debug)]
+pub(crate) struct FilesystemBackend {
+    root: PathBuf,
+}
+
+fn join(root: &Path, segments: &[String]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    p.extend(segments);
+    p
+}
+
+fn is_not_found(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound
+}
+
+/// fsync a directory so a rename or creation inside it survives a crash.
+async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).await?.sync_all().await?;
+    Ok(())
+}
+
+async fn remove_dir_if_present(dir: &Path) -> Result<(), StoreError> {
+    match fs::remove_dir_all(dir).await {
+        Err(e) if !is_not_found(&e) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+impl FilesystemBackend {
+    /// Use `root`, creating `blobs/` and `uploads/` under it if needed.
+    pub(crate) async fn open(root: PathBuf) -> Result<Self, StoreError> {
+        fs::create_dir_all(root.join(layout::BLOBS)).await?;
+        fs::create_dir_all(root.join(UPLOADS)).await?;
+        Ok(Self { root })
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        join(&self.root, &layout::blob_segments(digest))
+    }
+
+    fn upload_dir(&self, id: Uuid) -> PathBuf {
+        join(&self.root, &layout::upload_segments(id))
+    }
+
+    pub(crate) async fn check(&self) -> Result<(), StoreError> {
+        let probe = self
+            .root
+            .join(UPLOADS)
+            .join(format!(".probe-{}", Uuid::new_v4()));
+        let mut f = File::create(&probe).await?;
+        f.write_all(b"wharf storage probe").await?;
+        f.sync_all().await?;
+        drop(f);
+        fs::remove_file(&probe).await?;
+        fs::metadata(self.root.join(layout::BLOBS)).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        match fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn get(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobBody, StoreError> {
+        let mut file = match File::open(self.blob_path(digest)).await {
+            Ok(f) => f,
+            Err(e) if is_not_found(&e) => return Err(StoreError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let total_size = file.metadata().await?.len();
+        let (start, len) = crate::resolve_range(range, total_size)?;
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await?;
+        }
+        let stream = ReaderStream::with_capacity(file.take(len), READ_CHUNK)
+            .map_err(StoreError::Io)
+            .boxed();
+        Ok(BlobBody {
+            stream,
+            len,
+            total_size,
+        })
+    }
+
+    pub(crate) async fn put_verified(
+        &self,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<StoredBlob, StoreError> {
+        let actual = Digest::of(digest.algorithm(), &bytes);
+        if actual != *digest {
+            return Err(StoreError::mismatch(digest, &actual));
+        }
+        let size = bytes.len() as u64;
+        if self.stat(digest).await?.is_some() {
+            return Ok(StoredBlob {
+                digest: actual,
+                size,
+            });
+        }
+        // A temporary upload directory, so a crash leaves something purge removes.
+        let dir = self.upload_dir(Uuid::new_v4());
+        fs::create_dir_all(&dir).await?;
+        let tmp = dir.join(UPLOAD_DATA);
+        let result = async {
+            let mut f = File::create(&tmp).await?;
+            f.write_all(&bytes).await?;
+            self.publish(f, &tmp, digest).await
+        }
+        .await;
+        remove_dir_if_present(&dir).await?;
+        result?;
+        Ok(StoredBlob {
+            digest: actual,
+            size,
+        })
+    }
+
+    /// fsync `file` (at `path`), move it to the blob's place and fsync the directories.
+    async fn publish(&self, file: File, path: &Path, digest: &Digest) -> Result<(), StoreError> {
+        file.sync_all().await?;
+        drop(file);
+        let target = self.blob_path(digest);
+        let parent = target
+            .parent()
+            .ok_or_else(|| StoreError::Config("blob path has no parent".into()))?;
+        let created = fs::metadata(parent).await.is_err();
+        fs::create_dir_all(parent).await?;
+        fs::rename(path, &target).await?;
+        sync_dir(parent).await?;
+        if created {
+            // The shard (and maybe the algorithm) directory is new: make its entry durable too.
+            let mut dir = parent;
+            while let Some(up) = dir.parent() {
+                sync_dir(up).await?;
+                if up == self.root {
+                    break;
+                }
+                dir = up;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
+        match fs::remove_file(self.blob_path(digest)).await {
+            Err(e) if !is_not_found(&e) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) async fn begin_upload(
+        &self,
+        id: Uuid,
+        algorithm: DigestAlgorithm,
+    ) -> Result<UploadState, StoreError> {
+        let dir = self.upload_dir(id);
+        fs::create_dir_all(&dir).await?;
+        File::create(dir.join(UPLOAD_DATA)).await?;
+        Ok(UploadState::fresh(algorithm, &BackendState::Filesystem))
+    }
+
+    fn expect_own_state(state: &UploadState) -> Result<(), StoreError> {
+        match BackendState::from_json(&state.backend)? {
+            BackendState::Filesystem => Ok(()),
+            other => Err(StoreError::BadUploadState(format!(
+                "state of another backend ({other:?}) given to the filesystem backend"
+            ))),
+        }
+    }
+
+    /// Open the upload's data file cut back to exactly `offset` bytes.
+    async fn open_data_at(&self, id: Uuid, offset: u64) -> Result<File, StoreError> {
+        let path = self.upload_dir(id).join(UPLOAD_DATA);
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path).await {
+            Ok(f) => f,
+            Err(e) if is_not_found(&e) => {
+                return Err(StoreError::BadUploadState(format!(
+                    "upload {id} has no data (aborted, purged or finished)"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata().await?.len();
+        if len < offset {
+            return Err(StoreError::BadUploadState(format!(
+                "upload {id} holds {len} bytes but its state says {offset}"
+            )));
+        }
+        if len > offset {
+            // Left over from an append that failed after writing.
+            file.set_len(offset).await?;
+        }
+        file.seek(SeekFrom::Start(offset)).await?;
+        Ok(file)
+    }
+
+    pub(crate) async fn append(
+        &self,
+        id: Uuid,
+        state: UploadState,
+        mut body: ByteStream,
+    ) -> Result<UploadState, StoreError> {
+        Self::expect_own_state(&state)?;
+        let mut hasher = state.hasher()?;
+        let file = self.open_data_at(id, state.offset).await?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut offset = state.offset;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(StoreError::Body)?;
+            hasher.update(&chunk);
+            out.write_all(&chunk).await?;
+            offset += chunk.len() as u64;
+        }
+        out.flush().await?;
+        Ok(state.advanced(offset, &hasher, &BackendState::Filesystem))
+    }
+
+    pub(crate) async fn finish(
+        &self,
+        id: Uuid,
+        state: UploadState,
+        expected: &Digest,
+    ) -> Result<StoredBlob, StoreError> {
+        Self::expect_own_state(&state)?;
+        let hasher = state.hasher()?;
+        let uploaded_with = hasher.algorithm();
+        let dir = self.upload_dir(id);
+        let blob = StoredBlob {
+            digest: expected.clone(),
+            size: state.offset,
+        };
+        if uploaded_with == expected.algorithm() {
+            let actual = hasher.finalize();
+            if actual != *expected {
+                remove_dir_if_present(&dir).await?;
+                return Err(StoreError::mismatch(expected, &actual));
+            }
+            if self.stat(expected).await?.is_some() {
+                // Already stored (another upload, or a retry of this finish).
+                remove_dir_if_present(&dir).await?;
+                return Ok(blob);
+            }
+        }
+        let mut file = self.open_data_at(id, state.offset).await?;
+        if uploaded_with != expected.algorithm() {
+            // Uploaded under another algorithm than the one the client names at the
+            // end: the saved hash does not help, read the data back.
+            file.seek(SeekFrom::Start(0)).await?;
+            let actual = hash_reader(&mut file, expected.algorithm()).await?;
+            if actual != *expected {
+                remove_dir_if_present(&dir).await?;
+                return Err(StoreError::mismatch(expected, &actual));
+            }
+            if self.stat(expected).await?.is_some() {
+                remove_dir_if_present(&dir).await?;
+                return Ok(blob);
+            }
+        }
+        self.publish(file, &dir.join(UPLOAD_DATA), expected).await?;
+        if let Err(e) = remove_dir_if_present(&dir).await {
+            tracing::warn!(upload = %id, error = %e, "could not remove a finished upload's directory");
+        }
+        Ok(blob)
+    }
+
+    pub(crate) async fn abort(&self, id: Uuid) -> Result<(), StoreError> {
+        remove_dir_if_present(&self.upload_dir(id)).await
+    }
+
+    pub(crate) async fn purge_uploads_older_than(&self, age: Duration) -> Result<u64, StoreError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut removed = 0;
+        let mut entries = fs::read_dir(self.root.join(UPLOADS)).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let path = entry.path();
+            let meta = match entry.metadata().await {
+                Ok(m) => m,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            // An upload is active if its directory or its data changed recently.
+            let mut last = meta.modified()?;
+            if meta.is_dir() {
+                if let Ok(data) = fs::metadata(path.join(UPLOAD_DATA)).await {
+                    last = last.max(data.modified()?);
+                }
+            }
+            if last >= cutoff {
+                continue;
+            }
+            let result = if meta.is_dir() {
+                fs::remove_dir_all(&path).await
+            } else {
+                fs::remove_file(&path).await
+            };
+            match result {
+                Ok(()) => {
+                    if meta.is_dir() {
+                        removed += 1;
+                    }
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Digest of everything `reader` yields.
+async fn hash_reader<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    algorithm: DigestAlgorithm,
+) -> Result<Digest, StoreError> {
+    let mut hasher = DigestHasher::new(algorithm);
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(hasher.finalize());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
