@@ -41,7 +41,11 @@ impl RegistryError {
     }
 
     /// Shorthand for a protocol error with a `detail` object.
-    pub fn with_detail(code: ErrorCode, message: impl Into<String>, detail: serde_json::Value) -> Self {
+    pub fn with_detail(
+        code: ErrorCode,
+        message: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> Self {
         RegistryError::Distribution(DistributionError::new(code, message).with_detail(detail))
     }
 }
@@ -64,8 +68,12 @@ impl From<StoreError> for RegistryError {
                 ErrorCode::BlobUploadInvalid,
                 format!("the request body could not be read: {io}"),
             ),
-            StoreError::RangeNotSatisfiable { size } => RegistryError::BlobRangeNotSatisfiable { size },
-            StoreError::NotFound => RegistryError::code(ErrorCode::BlobUnknown, "blob unknown to registry"),
+            StoreError::RangeNotSatisfiable { size } => {
+                RegistryError::BlobRangeNotSatisfiable { size }
+            }
+            StoreError::NotFound => {
+                RegistryError::code(ErrorCode::BlobUnknown, "blob unknown to registry")
+            }
             other => RegistryError::Store(other),
         }
     }
@@ -74,11 +82,14 @@ impl From<StoreError> for RegistryError {
 impl From<AuthError> for RegistryError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Unauthorized { challenge, message } => RegistryError::Unauthorized { challenge, message },
-            AuthError::Denied { message } => RegistryError::code(ErrorCode::Denied, message),
-            AuthError::NameUnknown => {
-                RegistryError::code(ErrorCode::NameUnknown, "repository name not known to registry")
+            AuthError::Unauthorized { challenge, message } => {
+                RegistryError::Unauthorized { challenge, message }
             }
+            AuthError::Denied { message } => RegistryError::code(ErrorCode::Denied, message),
+            AuthError::NameUnknown => RegistryError::code(
+                ErrorCode::NameUnknown,
+                "repository name not known to registry",
+            ),
         }
     }
 }
@@ -102,10 +113,11 @@ impl ResponseError for RegistryError {
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST)
             }
             RegistryError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            RegistryError::RangeNotSatisfiable { .. } | RegistryError::BlobRangeNotSatisfiable { .. } => {
-                StatusCode::RANGE_NOT_SATISFIABLE
+            RegistryError::RangeNotSatisfiable { .. }
+            | RegistryError::BlobRangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            RegistryError::Database(_) | RegistryError::Store(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
             }
-            RegistryError::Database(_) | RegistryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -114,13 +126,20 @@ impl ResponseError for RegistryError {
         match self {
             RegistryError::Distribution(e) => json_error(status, e),
             RegistryError::Unauthorized { challenge, message } => {
-                let mut resp = json_error(status, &DistributionError::new(ErrorCode::Unauthorized, message.clone()));
+                let mut resp = json_error(
+                    status,
+                    &DistributionError::new(ErrorCode::Unauthorized, message.clone()),
+                );
                 if let Ok(v) = HeaderValue::from_str(challenge) {
                     resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
                 resp
             }
-            RegistryError::RangeNotSatisfiable { location, upload_id, range } => HttpResponse::build(status)
+            RegistryError::RangeNotSatisfiable {
+                location,
+                upload_id,
+                range,
+            } => HttpResponse::build(status)
                 .content_type("application/json")
                 .insert_header((header::LOCATION, location.as_str()))
                 .insert_header(("Docker-Upload-UUID", upload_id.as_str()))

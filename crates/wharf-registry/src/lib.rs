@@ -86,7 +86,9 @@ impl Registry {
             events: old.events.clone(),
         };
         f(&mut inner);
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Decide every access with `authorizer`.
@@ -111,7 +113,10 @@ impl Registry {
 
     /// `SELECT 1` against the metadata database.
     pub async fn check_database(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.inner.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map(|_| ())
     }
 
     /// The blob store (for the storage health check).
@@ -133,7 +138,10 @@ impl Registry {
             }
             removed += 1;
         }
-        removed += inner.store.purge_uploads_older_than(Duration::from_secs(age)).await?;
+        removed += inner
+            .store
+            .purge_uploads_older_than(Duration::from_secs(age))
+            .await?;
         Ok(removed)
     }
 

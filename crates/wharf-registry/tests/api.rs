@@ -8,27 +8,48 @@ use serde_json::{Value, json};
 use support::*;
 
 const CODES: [&str; 14] = [
-    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN",
-    "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED",
-    "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
+    "BLOB_UNKNOWN",
+    "BLOB_UPLOAD_INVALID",
+    "BLOB_UPLOAD_UNKNOWN",
+    "DIGEST_INVALID",
+    "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID",
+    "MANIFEST_UNKNOWN",
+    "NAME_INVALID",
+    "NAME_UNKNOWN",
+    "SIZE_INVALID",
+    "UNAUTHORIZED",
+    "DENIED",
+    "UNSUPPORTED",
+    "TOOMANYREQUESTS",
 ];
 
 /// Assert the response is the spec's error envelope with `code` and `status`.
 async fn assert_error(resp: reqwest::Response, status: u16, code: &str) {
     assert_eq!(resp.status().as_u16(), status, "status for expected {code}");
-    assert_eq!(resp.headers()["docker-distribution-api-version"], "registry/2.0");
+    assert_eq!(
+        resp.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
     let body: Value = resp.json().await.expect("error body is JSON");
     let errors = body["errors"].as_array().expect("errors array");
     assert!(!errors.is_empty());
     for e in errors {
-        assert!(CODES.contains(&e["code"].as_str().unwrap()), "invented code {e}");
+        assert!(
+            CODES.contains(&e["code"].as_str().unwrap()),
+            "invented code {e}"
+        );
         assert!(e["message"].is_string());
     }
     assert_eq!(errors[0]["code"], code, "{body}");
 }
 
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
-    resp.headers().get(name).unwrap_or_else(|| panic!("missing {name}")).to_str().unwrap()
+    resp.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("missing {name}"))
+        .to_str()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -37,7 +58,10 @@ async fn base_endpoint_announces_the_api_version() {
     for path in ["/v2/", "/v2"] {
         let resp = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert_eq!(header(&resp, "docker-distribution-api-version"), "registry/2.0");
+        assert_eq!(
+            header(&resp, "docker-distribution-api-version"),
+            "registry/2.0"
+        );
     }
 }
 
@@ -60,30 +84,71 @@ async fn monolithic_blob_push_pull_head_range_and_delete() {
     assert_eq!(header(&get, "docker-content-digest"), digest);
     assert_eq!(get.bytes().await.unwrap().as_ref(), &bytes[..]);
 
-    let part = app.client.get(&url).header("Range", "bytes=10-19").send().await.unwrap();
+    let part = app
+        .client
+        .get(&url)
+        .header("Range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(header(&part, "content-range"), "bytes 10-19/100000");
     assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[10..20]);
 
-    let suffix = app.client.get(&url).header("Range", "bytes=-5").send().await.unwrap();
+    let suffix = app
+        .client
+        .get(&url)
+        .header("Range", "bytes=-5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(suffix.status(), 206);
     assert_eq!(suffix.bytes().await.unwrap().as_ref(), &bytes[99_995..]);
 
-    let beyond = app.client.get(&url).header("Range", "bytes=100000-").send().await.unwrap();
+    let beyond = app
+        .client
+        .get(&url)
+        .header("Range", "bytes=100000-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(header(&beyond, "content-range"), "bytes */100000");
 
     // Not linked to another repository: not served there.
-    let other = app.client.get(app.url(&format!("/v2/library/other/blobs/{digest}"))).send().await.unwrap();
+    let other = app
+        .client
+        .get(app.url(&format!("/v2/library/other/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
     assert_error(other, 404, "BLOB_UNKNOWN").await;
-    let head_other = app.client.head(app.url(&format!("/v2/library/other/blobs/{digest}"))).send().await.unwrap();
+    let head_other = app
+        .client
+        .head(app.url(&format!("/v2/library/other/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head_other.status(), 404);
-    assert!(head_other.bytes().await.unwrap().is_empty(), "HEAD carries no body");
+    assert!(
+        head_other.bytes().await.unwrap().is_empty(),
+        "HEAD carries no body"
+    );
 
     let del = app.client.delete(&url).send().await.unwrap();
     assert_eq!(del.status(), 202);
-    assert_error(app.client.get(&url).send().await.unwrap(), 404, "BLOB_UNKNOWN").await;
-    assert_error(app.client.delete(&url).send().await.unwrap(), 404, "BLOB_UNKNOWN").await;
+    assert_error(
+        app.client.get(&url).send().await.unwrap(),
+        404,
+        "BLOB_UNKNOWN",
+    )
+    .await;
+    assert_error(
+        app.client.delete(&url).send().await.unwrap(),
+        404,
+        "BLOB_UNKNOWN",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -99,17 +164,34 @@ async fn monolithic_push_with_wrong_digest_stores_nothing() {
         .unwrap();
     assert_error(resp, 400, "DIGEST_INVALID").await;
     for d in [wrong, sha256(b"actual content")] {
-        let head = app.client.head(app.url(&format!("/v2/library/app/blobs/{d}"))).send().await.unwrap();
+        let head = app
+            .client
+            .head(app.url(&format!("/v2/library/app/blobs/{d}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(head.status(), 404);
     }
-    assert_eq!(count_files(&app.storage.path().join("blobs")), 0, "no blob file written");
+    assert_eq!(
+        count_files(&app.storage.path().join("blobs")),
+        0,
+        "no blob file written"
+    );
 }
 
 fn count_files(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
-        .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
         .sum()
 }
 
@@ -119,7 +201,12 @@ async fn chunked_upload_with_out_of_order_chunk_status_and_final_chunk() {
     let data: Vec<u8> = (0..30_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let digest = sha256(&data);
 
-    let start = app.client.post(app.url("/v2/library/app/blobs/uploads/")).send().await.unwrap();
+    let start = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(start.status(), 202);
     let mut location = app.absolute(header(&start, "location"));
     assert!(!header(&start, "docker-upload-uuid").is_empty());
@@ -168,7 +255,13 @@ async fn chunked_upload_with_out_of_order_chunk_status_and_final_chunk() {
     assert!(status.headers().contains_key("location"));
 
     // Streamed chunk without Content-Range.
-    let second = app.client.patch(&location).body(data[10_000..20_000].to_vec()).send().await.unwrap();
+    let second = app
+        .client
+        .patch(&location)
+        .body(data[10_000..20_000].to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.status(), 202);
     assert_eq!(header(&second, "range"), "0-19999");
     location = app.absolute(header(&second, "location"));
@@ -185,46 +278,138 @@ async fn chunked_upload_with_out_of_order_chunk_status_and_final_chunk() {
         .await
         .unwrap();
     assert_eq!(done.status(), 201, "{:?}", done.text().await);
-    let pulled = app.client.get(app.url(&format!("/v2/library/app/blobs/{digest}"))).send().await.unwrap();
+    let pulled = app
+        .client
+        .get(app.url(&format!("/v2/library/app/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pulled.bytes().await.unwrap().as_ref(), &data[..]);
 
     // The session is gone.
-    assert_error(app.client.get(&location).send().await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert_error(
+        app.client.get(&location).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn final_put_with_wrong_digest_is_rejected_and_nothing_is_visible() {
     let app = TestApp::spawn().await;
-    let start = app.client.post(app.url("/v2/library/app/blobs/uploads/")).send().await.unwrap();
+    let start = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let location = app.absolute(header(&start, "location"));
-    app.client.patch(&location).body(b"hello".to_vec()).send().await.unwrap();
+    app.client
+        .patch(&location)
+        .body(b"hello".to_vec())
+        .send()
+        .await
+        .unwrap();
     let wrong = sha256(b"goodbye");
-    let resp = app.client.put(format!("{location}?digest={wrong}")).send().await.unwrap();
+    let resp = app
+        .client
+        .put(format!("{location}?digest={wrong}"))
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, 400, "DIGEST_INVALID").await;
-    let head = app.client.head(app.url(&format!("/v2/library/app/blobs/{}", sha256(b"hello")))).send().await.unwrap();
+    let head = app
+        .client
+        .head(app.url(&format!("/v2/library/app/blobs/{}", sha256(b"hello"))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.status(), 404);
-    let no_digest = app.client.post(app.url("/v2/library/app/blobs/uploads/")).send().await.unwrap();
+    let no_digest = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let loc = app.absolute(header(&no_digest, "location"));
-    assert_error(app.client.put(&loc).send().await.unwrap(), 400, "DIGEST_INVALID").await;
-    assert_error(app.client.put(format!("{loc}?digest=sha256:zz")).send().await.unwrap(), 400, "DIGEST_INVALID").await;
+    assert_error(
+        app.client.put(&loc).send().await.unwrap(),
+        400,
+        "DIGEST_INVALID",
+    )
+    .await;
+    assert_error(
+        app.client
+            .put(format!("{loc}?digest=sha256:zz"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "DIGEST_INVALID",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn cancel_and_unknown_uploads() {
     let app = TestApp::spawn().await;
-    let start = app.client.post(app.url("/v2/library/app/blobs/uploads/")).send().await.unwrap();
+    let start = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let location = app.absolute(header(&start, "location"));
-    app.client.patch(&location).body(vec![1u8; 1000]).send().await.unwrap();
-    assert_eq!(app.client.delete(&location).send().await.unwrap().status(), 204);
-    assert_error(app.client.get(&location).send().await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
-    assert_error(app.client.patch(&location).body(vec![1u8]).send().await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    app.client
+        .patch(&location)
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.client.delete(&location).send().await.unwrap().status(),
+        204
+    );
+    assert_error(
+        app.client.get(&location).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    assert_error(
+        app.client
+            .patch(&location)
+            .body(vec![1u8])
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
     let bogus = app.url("/v2/library/app/blobs/uploads/not-a-uuid");
-    assert_error(app.client.get(&bogus).send().await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert_error(
+        app.client.get(&bogus).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
     // An upload is addressed through its own repository only.
-    let start = app.client.post(app.url("/v2/library/app/blobs/uploads/")).send().await.unwrap();
+    let start = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let id = header(&start, "docker-upload-uuid").to_owned();
     let elsewhere = app.url(&format!("/v2/library/other/blobs/uploads/{id}"));
-    assert_error(app.client.get(&elsewhere).send().await.unwrap(), 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert_error(
+        app.client.get(&elsewhere).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -233,28 +418,45 @@ async fn cross_repository_mount() {
     let digest = app.push_blob("library/source", b"shared layer").await;
     let mount = app
         .client
-        .post(app.url(&format!("/v2/library/target/blobs/uploads/?mount={digest}&from=library/source")))
+        .post(app.url(&format!(
+            "/v2/library/target/blobs/uploads/?mount={digest}&from=library/source"
+        )))
         .send()
         .await
         .unwrap();
     assert_eq!(mount.status(), 201);
-    assert_eq!(header(&mount, "location"), format!("/v2/library/target/blobs/{digest}"));
+    assert_eq!(
+        header(&mount, "location"),
+        format!("/v2/library/target/blobs/{digest}")
+    );
     assert_eq!(header(&mount, "docker-content-digest"), digest);
-    let got = app.client.get(app.url(&format!("/v2/library/target/blobs/{digest}"))).send().await.unwrap();
+    let got = app
+        .client
+        .get(app.url(&format!("/v2/library/target/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.bytes().await.unwrap().as_ref(), b"shared layer");
 
     // Source does not have it: a normal upload session instead.
     let missing = sha256(b"nope");
     let fallback = app
         .client
-        .post(app.url(&format!("/v2/library/target/blobs/uploads/?mount={missing}&from=library/source")))
+        .post(app.url(&format!(
+            "/v2/library/target/blobs/uploads/?mount={missing}&from=library/source"
+        )))
         .send()
         .await
         .unwrap();
     assert_eq!(fallback.status(), 202);
     assert!(header(&fallback, "location").contains("/blobs/uploads/"));
     // No `from`: no anonymous mount, also a session.
-    let anon = app.client.post(app.url(&format!("/v2/library/x/blobs/uploads/?mount={digest}"))).send().await.unwrap();
+    let anon = app
+        .client
+        .post(app.url(&format!("/v2/library/x/blobs/uploads/?mount={digest}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anon.status(), 202);
 }
 
@@ -264,22 +466,57 @@ async fn sha512_blobs_and_manifests() {
     use sha2::Digest as _;
     let data = b"sha512 content".to_vec();
     let d512 = format!("sha512:{}", hex::encode(sha2::Sha512::digest(&data)));
-    let mono = app.client.post(app.url(&format!("/v2/library/app/blobs/uploads/?digest={d512}"))).body(data.clone()).send().await.unwrap();
+    let mono = app
+        .client
+        .post(app.url(&format!("/v2/library/app/blobs/uploads/?digest={d512}")))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(mono.status(), 201);
 
     let data2 = b"chunked sha512".to_vec();
     let d2 = format!("sha512:{}", hex::encode(sha2::Sha512::digest(&data2)));
-    let start = app.client.post(app.url("/v2/library/app/blobs/uploads/?digest-algorithm=sha512")).send().await.unwrap();
+    let start = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/?digest-algorithm=sha512"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(start.status(), 202);
     let loc = app.absolute(header(&start, "location"));
-    let patched = app.client.patch(&loc).body(data2.clone()).send().await.unwrap();
+    let patched = app
+        .client
+        .patch(&loc)
+        .body(data2.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(patched.status(), 202);
-    let done = app.client.put(format!("{}?digest={d2}", app.absolute(header(&patched, "location")))).send().await.unwrap();
+    let done = app
+        .client
+        .put(format!(
+            "{}?digest={d2}",
+            app.absolute(header(&patched, "location"))
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(done.status(), 201);
-    let got = app.client.get(app.url(&format!("/v2/library/app/blobs/{d2}"))).send().await.unwrap();
+    let got = app
+        .client
+        .get(app.url(&format!("/v2/library/app/blobs/{d2}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(header(&got, "docker-content-digest"), d2);
 
-    let bad = app.client.post(app.url("/v2/library/app/blobs/uploads/?digest-algorithm=md5")).send().await.unwrap();
+    let bad = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/?digest-algorithm=md5"))
+        .send()
+        .await
+        .unwrap();
     assert_error(bad, 400, "DIGEST_INVALID").await;
 
     let manifest = serde_json::to_vec(&json!({
@@ -289,10 +526,17 @@ async fn sha512_blobs_and_manifests() {
         "artifactType": "application/vnd.example+type",
     })).unwrap();
     let md = format!("sha512:{}", hex::encode(sha2::Sha512::digest(&manifest)));
-    let put = app.put_manifest("library/app", &md, OCI_MANIFEST, &manifest).await;
+    let put = app
+        .put_manifest("library/app", &md, OCI_MANIFEST, &manifest)
+        .await;
     assert_eq!(put.status(), 201);
     assert_eq!(header(&put, "docker-content-digest"), md);
-    let get = app.client.get(app.url(&format!("/v2/library/app/manifests/{md}"))).send().await.unwrap();
+    let get = app
+        .client
+        .get(app.url(&format!("/v2/library/app/manifests/{md}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.bytes().await.unwrap().as_ref(), &manifest[..]);
 }
 
@@ -303,11 +547,21 @@ async fn manifests_push_pull_by_tag_and_digest_and_delete() {
 
     for reference in ["v1", digest.as_str()] {
         let url = app.url(&format!("/v2/library/app/manifests/{reference}"));
-        let get = app.client.get(&url).header("Accept", OCI_MANIFEST).send().await.unwrap();
+        let get = app
+            .client
+            .get(&url)
+            .header("Accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(get.status(), 200);
         assert_eq!(header(&get, "content-type"), OCI_MANIFEST);
         assert_eq!(header(&get, "docker-content-digest"), digest);
-        assert_eq!(get.bytes().await.unwrap().as_ref(), &manifest[..], "exact bytes");
+        assert_eq!(
+            get.bytes().await.unwrap().as_ref(),
+            &manifest[..],
+            "exact bytes"
+        );
         let head = app.client.head(&url).send().await.unwrap();
         assert_eq!(head.status(), 200);
         assert_eq!(header(&head, "content-length"), manifest.len().to_string());
@@ -317,30 +571,93 @@ async fn manifests_push_pull_by_tag_and_digest_and_delete() {
     let docker_only = app
         .client
         .get(app.url("/v2/library/app/manifests/v1"))
-        .header("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
         .send()
         .await
         .unwrap();
     assert_error(docker_only, 404, "MANIFEST_UNKNOWN").await;
 
     // Push the same manifest by digest, and under a second tag.
-    let by_digest = app.put_manifest("library/app", &digest, OCI_MANIFEST, &manifest).await;
+    let by_digest = app
+        .put_manifest("library/app", &digest, OCI_MANIFEST, &manifest)
+        .await;
     assert_eq!(by_digest.status(), 201);
-    assert_eq!(header(&by_digest, "location"), format!("/v2/library/app/manifests/{digest}"));
-    assert_eq!(app.put_manifest("library/app", "latest", OCI_MANIFEST, &manifest).await.status(), 201);
+    assert_eq!(
+        header(&by_digest, "location"),
+        format!("/v2/library/app/manifests/{digest}")
+    );
+    assert_eq!(
+        app.put_manifest("library/app", "latest", OCI_MANIFEST, &manifest)
+            .await
+            .status(),
+        201
+    );
 
     // Untag: the tag goes, the manifest stays.
-    let untag = app.client.delete(app.url("/v2/library/app/manifests/latest")).send().await.unwrap();
+    let untag = app
+        .client
+        .delete(app.url("/v2/library/app/manifests/latest"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(untag.status(), 202);
-    assert_error(app.client.get(app.url("/v2/library/app/manifests/latest")).send().await.unwrap(), 404, "MANIFEST_UNKNOWN").await;
-    assert_eq!(app.client.get(app.url(&format!("/v2/library/app/manifests/{digest}"))).send().await.unwrap().status(), 200);
+    assert_error(
+        app.client
+            .get(app.url("/v2/library/app/manifests/latest"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+    assert_eq!(
+        app.client
+            .get(app.url(&format!("/v2/library/app/manifests/{digest}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Delete by digest removes every tag pointing at it.
-    let del = app.client.delete(app.url(&format!("/v2/library/app/manifests/{digest}"))).send().await.unwrap();
+    let del = app
+        .client
+        .delete(app.url(&format!("/v2/library/app/manifests/{digest}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status(), 202);
-    assert_error(app.client.get(app.url("/v2/library/app/manifests/v1")).send().await.unwrap(), 404, "MANIFEST_UNKNOWN").await;
-    assert_error(app.client.delete(app.url(&format!("/v2/library/app/manifests/{digest}"))).send().await.unwrap(), 404, "MANIFEST_UNKNOWN").await;
-    let head = app.client.head(app.url("/v2/library/app/manifests/v1")).send().await.unwrap();
+    assert_error(
+        app.client
+            .get(app.url("/v2/library/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+    assert_error(
+        app.client
+            .delete(app.url(&format!("/v2/library/app/manifests/{digest}")))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+    let head = app
+        .client
+        .head(app.url("/v2/library/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.status(), 404);
     assert!(head.bytes().await.unwrap().is_empty());
 }
@@ -358,47 +675,107 @@ async fn invalid_manifests_are_refused() {
         .unwrap()
     };
     let unknown = sha256(b"never pushed");
-    let resp = app.put_manifest("library/app", "v1", OCI_MANIFEST, &valid(json!([{"mediaType": LAYER, "digest": unknown, "size": 12}]))).await;
+    let resp = app
+        .put_manifest(
+            "library/app",
+            "v1",
+            OCI_MANIFEST,
+            &valid(json!([{"mediaType": LAYER, "digest": unknown, "size": 12}])),
+        )
+        .await;
     assert_error(resp, 404, "MANIFEST_BLOB_UNKNOWN").await;
 
-    let resp = app.put_manifest("library/app", "v1", OCI_MANIFEST, b"{not json").await;
+    let resp = app
+        .put_manifest("library/app", "v1", OCI_MANIFEST, b"{not json")
+        .await;
     assert_error(resp, 400, "MANIFEST_INVALID").await;
 
-    let resp = app.put_manifest("library/app", "v1", OCI_MANIFEST, &serde_json::to_vec(&json!({"schemaVersion": 1})).unwrap()).await;
+    let resp = app
+        .put_manifest(
+            "library/app",
+            "v1",
+            OCI_MANIFEST,
+            &serde_json::to_vec(&json!({"schemaVersion": 1})).unwrap(),
+        )
+        .await;
     assert_error(resp, 400, "MANIFEST_INVALID").await;
 
     // Declared size disagrees with the blob.
     let resp = app
-        .put_manifest("library/app", "v1", OCI_MANIFEST, &serde_json::to_vec(&json!({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 3}, "layers": []
-        })).unwrap())
+        .put_manifest(
+            "library/app",
+            "v1",
+            OCI_MANIFEST,
+            &serde_json::to_vec(&json!({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 3}, "layers": []
+            }))
+            .unwrap(),
+        )
         .await;
     assert_error(resp, 400, "MANIFEST_INVALID").await;
 
     // Body says one media type, the header another.
-    let resp = app.put_manifest("library/app", "v1", OCI_INDEX, &valid(json!([]))).await;
+    let resp = app
+        .put_manifest("library/app", "v1", OCI_INDEX, &valid(json!([])))
+        .await;
     assert_error(resp, 400, "MANIFEST_INVALID").await;
 
     // Digest reference that does not match the body.
-    let resp = app.put_manifest("library/app", &sha256(b"other"), OCI_MANIFEST, &valid(json!([]))).await;
+    let resp = app
+        .put_manifest(
+            "library/app",
+            &sha256(b"other"),
+            OCI_MANIFEST,
+            &valid(json!([])),
+        )
+        .await;
     assert_error(resp, 400, "DIGEST_INVALID").await;
 
     // Over 4 MiB.
     let mut big = valid(json!([]));
     big.truncate(big.len() - 1);
-    big.extend_from_slice(format!(r#","annotations":{{"x":"{}"}}}}"#, "a".repeat(4 * 1024 * 1024)).as_bytes());
-    let resp = app.put_manifest("library/app", "v1", OCI_MANIFEST, &big).await;
+    big.extend_from_slice(
+        format!(
+            r#","annotations":{{"x":"{}"}}}}"#,
+            "a".repeat(4 * 1024 * 1024)
+        )
+        .as_bytes(),
+    );
+    let resp = app
+        .put_manifest("library/app", "v1", OCI_MANIFEST, &big)
+        .await;
     assert_error(resp, 413, "SIZE_INVALID").await;
 
     // Nothing was tagged by any of that.
-    assert_error(app.client.get(app.url("/v2/library/app/manifests/v1")).send().await.unwrap(), 404, "MANIFEST_UNKNOWN").await;
+    assert_error(
+        app.client
+            .get(app.url("/v2/library/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
     // A ~3.9 MB manifest is fine.
     let mut large = valid(json!([]));
     large.truncate(large.len() - 1);
-    large.extend_from_slice(format!(r#","annotations":{{"x":"{}"}}}}"#, "a".repeat(3_900_000)).as_bytes());
-    assert_eq!(app.put_manifest("library/app", "large", OCI_MANIFEST, &large).await.status(), 201);
-    let got = app.client.get(app.url("/v2/library/app/manifests/large")).send().await.unwrap();
+    large.extend_from_slice(
+        format!(r#","annotations":{{"x":"{}"}}}}"#, "a".repeat(3_900_000)).as_bytes(),
+    );
+    assert_eq!(
+        app.put_manifest("library/app", "large", OCI_MANIFEST, &large)
+            .await
+            .status(),
+        201
+    );
+    let got = app
+        .client
+        .get(app.url("/v2/library/app/manifests/large"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.bytes().await.unwrap().len(), large.len());
 }
 
@@ -417,12 +794,27 @@ async fn image_index_requires_its_children() {
         }))
         .unwrap()
     };
-    let missing = app.put_manifest("library/multi", "latest", OCI_INDEX, &index(&sha256(b"absent"))).await;
+    let missing = app
+        .put_manifest(
+            "library/multi",
+            "latest",
+            OCI_INDEX,
+            &index(&sha256(b"absent")),
+        )
+        .await;
     assert_error(missing, 404, "MANIFEST_BLOB_UNKNOWN").await;
     let body = index(&arm_digest);
-    let ok = app.put_manifest("library/multi", "latest", OCI_INDEX, &body).await;
+    let ok = app
+        .put_manifest("library/multi", "latest", OCI_INDEX, &body)
+        .await;
     assert_eq!(ok.status(), 201);
-    let get = app.client.get(app.url("/v2/library/multi/manifests/latest")).header("Accept", OCI_INDEX).send().await.unwrap();
+    let get = app
+        .client
+        .get(app.url("/v2/library/multi/manifests/latest"))
+        .header("Accept", OCI_INDEX)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(header(&get, "content-type"), OCI_INDEX);
     assert_eq!(header(&get, "docker-content-digest"), sha256(&body));
 }
@@ -432,38 +824,115 @@ async fn tag_list_and_catalog_paginate_in_byte_order() {
     let app = TestApp::spawn().await;
     let (manifest, _) = app.push_image("library/app", "b", 1).await;
     for tag in ["a", "C", "c", "a1", "z"] {
-        assert_eq!(app.put_manifest("library/app", tag, OCI_MANIFEST, &manifest).await.status(), 201);
+        assert_eq!(
+            app.put_manifest("library/app", tag, OCI_MANIFEST, &manifest)
+                .await
+                .status(),
+            201
+        );
     }
-    let all: Value = app.client.get(app.url("/v2/library/app/tags/list")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(all, json!({"name": "library/app", "tags": ["C", "a", "a1", "b", "c", "z"]}));
+    let all: Value = app
+        .client
+        .get(app.url("/v2/library/app/tags/list"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        json!({"name": "library/app", "tags": ["C", "a", "a1", "b", "c", "z"]})
+    );
 
-    let page = app.client.get(app.url("/v2/library/app/tags/list?n=2")).send().await.unwrap();
+    let page = app
+        .client
+        .get(app.url("/v2/library/app/tags/list?n=2"))
+        .send()
+        .await
+        .unwrap();
     let link = header(&page, "link").to_owned();
     assert_eq!(link, "</v2/library/app/tags/list?n=2&last=a>; rel=\"next\"");
     let body: Value = page.json().await.unwrap();
     assert_eq!(body["tags"], json!(["C", "a"]));
-    let next = app.client.get(app.url("/v2/library/app/tags/list?n=2&last=a")).send().await.unwrap();
+    let next = app
+        .client
+        .get(app.url("/v2/library/app/tags/list?n=2&last=a"))
+        .send()
+        .await
+        .unwrap();
     let body: Value = next.json().await.unwrap();
     assert_eq!(body["tags"], json!(["a1", "b"]));
     // `last` need not exist.
-    let body: Value = app.client.get(app.url("/v2/library/app/tags/list?last=bb")).send().await.unwrap().json().await.unwrap();
+    let body: Value = app
+        .client
+        .get(app.url("/v2/library/app/tags/list?last=bb"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["tags"], json!(["c", "z"]));
-    let tail = app.client.get(app.url("/v2/library/app/tags/list?n=10&last=c")).send().await.unwrap();
+    let tail = app
+        .client
+        .get(app.url("/v2/library/app/tags/list?n=10&last=c"))
+        .send()
+        .await
+        .unwrap();
     assert!(tail.headers().get("link").is_none());
-    let zero = app.client.get(app.url("/v2/library/app/tags/list?n=0")).send().await.unwrap();
+    let zero = app
+        .client
+        .get(app.url("/v2/library/app/tags/list?n=0"))
+        .send()
+        .await
+        .unwrap();
     assert!(zero.headers().get("link").is_none());
     assert_eq!(zero.json::<Value>().await.unwrap()["tags"], json!([]));
 
-    assert_error(app.client.get(app.url("/v2/library/nothing/tags/list")).send().await.unwrap(), 404, "NAME_UNKNOWN").await;
-    assert_eq!(app.client.get(app.url("/v2/library/app/tags/list?n=-1")).send().await.unwrap().status(), 400);
+    assert_error(
+        app.client
+            .get(app.url("/v2/library/nothing/tags/list"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "NAME_UNKNOWN",
+    )
+    .await;
+    assert_eq!(
+        app.client
+            .get(app.url("/v2/library/app/tags/list?n=-1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
 
     app.push_blob("library/zeta", b"z").await;
     app.push_blob("other/alpha", b"a").await;
-    let cat = app.client.get(app.url("/v2/_catalog?n=2")).send().await.unwrap();
-    assert_eq!(header(&cat, "link"), "</v2/_catalog?n=2&last=library%2Fzeta>; rel=\"next\"");
+    let cat = app
+        .client
+        .get(app.url("/v2/_catalog?n=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&cat, "link"),
+        "</v2/_catalog?n=2&last=library%2Fzeta>; rel=\"next\""
+    );
     let body: Value = cat.json().await.unwrap();
     assert_eq!(body["repositories"], json!(["library/app", "library/zeta"]));
-    let rest: Value = app.client.get(app.url("/v2/_catalog?n=2&last=library%2Fzeta")).send().await.unwrap().json().await.unwrap();
+    let rest: Value = app
+        .client
+        .get(app.url("/v2/_catalog?n=2&last=library%2Fzeta"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rest["repositories"], json!(["other/alpha"]));
 }
 
@@ -485,11 +954,18 @@ async fn referrers_subject_header_filter_and_fallback_tag() {
     let sig = artifact("application/vnd.example.signature", "sig");
     let sbom = artifact("application/spdx+json", "sbom");
     for body in [&sig, &sbom] {
-        let put = app.put_manifest("library/app", &sha256(body), OCI_MANIFEST, body).await;
+        let put = app
+            .put_manifest("library/app", &sha256(body), OCI_MANIFEST, body)
+            .await;
         assert_eq!(put.status(), 201);
         assert_eq!(header(&put, "oci-subject"), subject);
     }
-    let all = app.client.get(app.url(&format!("/v2/library/app/referrers/{subject}"))).send().await.unwrap();
+    let all = app
+        .client
+        .get(app.url(&format!("/v2/library/app/referrers/{subject}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(all.status(), 200);
     assert_eq!(header(&all, "content-type"), OCI_INDEX);
     assert!(all.headers().get("oci-filters-applied").is_none());
@@ -497,14 +973,22 @@ async fn referrers_subject_header_filter_and_fallback_tag() {
     assert_eq!(index["mediaType"], OCI_INDEX);
     let manifests = index["manifests"].as_array().unwrap();
     assert_eq!(manifests.len(), 2);
-    let sig_entry = manifests.iter().find(|m| m["digest"] == sha256(&sig)).unwrap();
-    assert_eq!(sig_entry["artifactType"], "application/vnd.example.signature");
+    let sig_entry = manifests
+        .iter()
+        .find(|m| m["digest"] == sha256(&sig))
+        .unwrap();
+    assert_eq!(
+        sig_entry["artifactType"],
+        "application/vnd.example.signature"
+    );
     assert_eq!(sig_entry["annotations"]["note"], "sig");
     assert_eq!(sig_entry["size"], sig.len());
 
     let filtered = app
         .client
-        .get(app.url(&format!("/v2/library/app/referrers/{subject}?artifactType=application/spdx%2Bjson")))
+        .get(app.url(&format!(
+            "/v2/library/app/referrers/{subject}?artifactType=application/spdx%2Bjson"
+        )))
         .send()
         .await
         .unwrap();
@@ -514,10 +998,24 @@ async fn referrers_subject_header_filter_and_fallback_tag() {
     assert_eq!(index["manifests"][0]["digest"], sha256(&sbom));
 
     // Subject pushed later / never: still accepted, empty list for unknown subjects.
-    let none = app.client.get(app.url(&format!("/v2/library/app/referrers/{}", sha256(b"x")))).send().await.unwrap();
+    let none = app
+        .client
+        .get(app.url(&format!("/v2/library/app/referrers/{}", sha256(b"x"))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(none.status(), 200);
     assert_eq!(none.json::<Value>().await.unwrap()["manifests"], json!([]));
-    assert_error(app.client.get(app.url("/v2/library/app/referrers/sha256:123")).send().await.unwrap(), 400, "DIGEST_INVALID").await;
+    assert_error(
+        app.client
+            .get(app.url("/v2/library/app/referrers/sha256:123"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "DIGEST_INVALID",
+    )
+    .await;
 
     // A referrer recorded only in the fallback tag index is folded in.
     let (legacy, legacy_digest) = app.push_image("library/app", "legacy", 0).await;
@@ -527,8 +1025,21 @@ async fn referrers_subject_header_filter_and_fallback_tag() {
     }))
     .unwrap();
     let tag = subject.replace(':', "-");
-    assert_eq!(app.put_manifest("library/app", &tag, OCI_INDEX, &fallback).await.status(), 201);
-    let index: Value = app.client.get(app.url(&format!("/v2/library/app/referrers/{subject}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        app.put_manifest("library/app", &tag, OCI_INDEX, &fallback)
+            .await
+            .status(),
+        201
+    );
+    let index: Value = app
+        .client
+        .get(app.url(&format!("/v2/library/app/referrers/{subject}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 3);
 }
 
@@ -547,11 +1058,26 @@ async fn hostile_names_and_references_are_rejected() {
         assert_eq!(resp.status(), 400, "{path}");
         assert_error(resp, 400, "NAME_INVALID").await;
     }
-    let bad_digest = app.client.get(app.url("/v2/library/app/blobs/sha256:notadigest")).send().await.unwrap();
+    let bad_digest = app
+        .client
+        .get(app.url("/v2/library/app/blobs/sha256:notadigest"))
+        .send()
+        .await
+        .unwrap();
     assert_error(bad_digest, 400, "DIGEST_INVALID").await;
-    let bad_tag = app.client.get(app.url("/v2/library/app/manifests/-bad")).send().await.unwrap();
+    let bad_tag = app
+        .client
+        .get(app.url("/v2/library/app/manifests/-bad"))
+        .send()
+        .await
+        .unwrap();
     assert_error(bad_tag, 400, "MANIFEST_INVALID").await;
-    let not_allowed = app.client.post(app.url("/v2/library/app/tags/list")).send().await.unwrap();
+    let not_allowed = app
+        .client
+        .post(app.url("/v2/library/app/tags/list"))
+        .send()
+        .await
+        .unwrap();
     assert_error(not_allowed, 405, "UNSUPPORTED").await;
 }
 
@@ -564,16 +1090,23 @@ mod seams {
 
     #[async_trait::async_trait]
     impl Authorizer for PullOnly {
-        async fn authorize(&self, authorization: Option<&str>, access: &[Access]) -> Result<Principal, AuthError> {
+        async fn authorize(
+            &self,
+            authorization: Option<&str>,
+            access: &[Access],
+        ) -> Result<Principal, AuthError> {
             let pushes = access.iter().any(|a| matches!(a, Access::Repository { actions, .. } if actions.contains(&Action::Push)));
             if pushes && authorization.is_none() {
                 return Err(AuthError::Unauthorized {
-                    challenge: "Bearer realm=\"http://127.0.0.1/service/token\",service=\"wharf\"".into(),
+                    challenge: "Bearer realm=\"http://127.0.0.1/service/token\",service=\"wharf\""
+                        .into(),
                     message: "authentication required".into(),
                 });
             }
             if pushes {
-                return Err(AuthError::Denied { message: "push denied".into() });
+                return Err(AuthError::Denied {
+                    message: "push denied".into(),
+                });
             }
             Ok(Principal::default())
         }
@@ -582,11 +1115,33 @@ mod seams {
     #[tokio::test]
     async fn the_authorizer_decides_before_the_handler_runs() {
         let app = TestApp::spawn_with(|r| r.with_authorizer(std::sync::Arc::new(PullOnly))).await;
-        let resp = app.client.post(app.url("/v2/library/app/blobs/uploads/")).send().await.unwrap();
-        assert_eq!(header(&resp, "www-authenticate"), "Bearer realm=\"http://127.0.0.1/service/token\",service=\"wharf\"");
+        let resp = app
+            .client
+            .post(app.url("/v2/library/app/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&resp, "www-authenticate"),
+            "Bearer realm=\"http://127.0.0.1/service/token\",service=\"wharf\""
+        );
         assert_error(resp, 401, "UNAUTHORIZED").await;
-        let resp = app.client.post(app.url("/v2/library/app/blobs/uploads/")).header("Authorization", "Bearer x").send().await.unwrap();
+        let resp = app
+            .client
+            .post(app.url("/v2/library/app/blobs/uploads/"))
+            .header("Authorization", "Bearer x")
+            .send()
+            .await
+            .unwrap();
         assert_error(resp, 403, "DENIED").await;
-        assert_eq!(app.client.get(app.url("/v2/")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            app.client
+                .get(app.url("/v2/"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
 }

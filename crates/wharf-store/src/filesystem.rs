@@ -321,10 +321,10 @@ impl FilesystemBackend {
             };
             // An upload is active if its directory or its data changed recently.
             let mut last = meta.modified()?;
-            if meta.is_dir() {
-                if let Ok(data) = fs::metadata(path.join(UPLOAD_DATA)).await {
-                    last = last.max(data.modified()?);
-                }
+            if meta.is_dir()
+                && let Ok(data) = fs::metadata(path.join(UPLOAD_DATA)).await
+            {
+                last = last.max(data.modified()?);
             }
             if last >= cutoff {
                 continue;

@@ -68,7 +68,11 @@ pub async fn record_and_link(
 
 /// Remove a repository's link to a blob; true if there was one. The bytes stay
 /// until garbage collection finds no link and no manifest referencing them.
-pub async fn unlink(pool: &PgPool, repository: &RepositoryName, digest: &Digest) -> sqlx::Result<bool> {
+pub async fn unlink(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    digest: &Digest,
+) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "DELETE FROM repository_blobs rb USING repositories r
           WHERE r.id = rb.repository_id AND r.name = $1 AND rb.digest = $2",

@@ -49,13 +49,18 @@ pub async fn find_by_digest(
 }
 
 /// Which of `digests` are manifests in repository `repository_id`.
-pub async fn existing(conn: &mut PgConnection, repository_id: i64, digests: &[String]) -> sqlx::Result<HashSet<String>> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2)")
-            .bind(repository_id)
-            .bind(digests)
-            .fetch_all(conn)
-            .await?;
+pub async fn existing(
+    conn: &mut PgConnection,
+    repository_id: i64,
+    digests: &[String],
+) -> sqlx::Result<HashSet<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2)",
+    )
+    .bind(repository_id)
+    .bind(digests)
+    .fetch_all(conn)
+    .await?;
     Ok(rows.into_iter().map(|(d,)| d).collect())
 }
 
@@ -72,7 +77,10 @@ pub async fn insert(
     let annotations = if manifest.annotations.is_empty() {
         None
     } else {
-        Some(serde_json::to_value(&manifest.annotations).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+        Some(
+            serde_json::to_value(&manifest.annotations)
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+        )
     };
     let inserted: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size,
@@ -95,11 +103,12 @@ pub async fn insert(
     let id = match inserted {
         Some((id,)) => id,
         None => {
-            let (id,): (i64,) = sqlx::query_as("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-                .bind(repository_id)
-                .bind(&digest)
-                .fetch_one(&mut *conn)
-                .await?;
+            let (id,): (i64,) =
+                sqlx::query_as("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                    .bind(repository_id)
+                    .bind(&digest)
+                    .fetch_one(&mut *conn)
+                    .await?;
             return Ok(id);
         }
     };
@@ -130,7 +139,11 @@ pub async fn insert(
 
 /// Delete a manifest (and, by cascade, every tag pointing at it), and the
 /// repository's link to its bytes, so it is no longer served as a blob either.
-pub async fn delete(pool: &PgPool, repository: &RepositoryName, digest: &Digest) -> sqlx::Result<bool> {
+pub async fn delete(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    digest: &Digest,
+) -> sqlx::Result<bool> {
     let gone: Option<(i32,)> = sqlx::query_as(
         "WITH gone AS (
             DELETE FROM manifests m USING repositories r

@@ -4,7 +4,12 @@ use sqlx::{PgConnection, PgPool};
 use wharf_oci::RepositoryName;
 
 /// Point `tag` at manifest `manifest_id` (create or move).
-pub async fn upsert(conn: &mut PgConnection, repository_id: i64, tag: &str, manifest_id: i64) -> sqlx::Result<()> {
+pub async fn upsert(
+    conn: &mut PgConnection,
+    repository_id: i64,
+    tag: &str,
+    manifest_id: i64,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO tags (repository_id, name, manifest_id) VALUES ($1, $2, $3)
          ON CONFLICT (repository_id, name)
@@ -32,7 +37,12 @@ pub async fn delete(pool: &PgPool, repository: &RepositoryName, tag: &str) -> sq
 }
 
 /// Tag names of a repository in byte order after `last` (exclusive), at most `limit`.
-pub async fn list(pool: &PgPool, repository_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
+pub async fn list(
+    pool: &PgPool,
+    repository_id: i64,
+    last: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT name FROM tags WHERE repository_id = $1 AND ($2::text IS NULL OR name > $2)
          ORDER BY name LIMIT $3",

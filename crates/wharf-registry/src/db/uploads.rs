@@ -26,7 +26,12 @@ fn encode(state: &UploadState) -> sqlx::Result<serde_json::Value> {
     serde_json::to_value(state).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
-pub async fn create(pool: &PgPool, id: Uuid, repository_id: i64, state: &UploadState) -> sqlx::Result<()> {
+pub async fn create(
+    pool: &PgPool,
+    id: Uuid,
+    repository_id: i64,
+    state: &UploadState,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO uploads (id, repository_id, state) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(repository_id)
@@ -37,7 +42,11 @@ pub async fn create(pool: &PgPool, id: Uuid, repository_id: i64, state: &UploadS
 }
 
 /// The state of an upload in `repository`, if it exists.
-pub async fn get(pool: &PgPool, repository: &RepositoryName, id: Uuid) -> sqlx::Result<Option<UploadState>> {
+pub async fn get(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    id: Uuid,
+) -> sqlx::Result<Option<UploadState>> {
     let row: Option<(serde_json::Value,)> = sqlx::query_as(
         "SELECT u.state FROM uploads u JOIN repositories r ON r.id = u.repository_id
           WHERE r.name = $1 AND u.id = $2",
@@ -74,11 +83,13 @@ pub async fn lease(pool: &PgPool, repository: &RepositoryName, id: Uuid) -> sqlx
 
 /// Save the state after a successful append and give the lease back.
 pub async fn save_and_release(pool: &PgPool, id: Uuid, state: &UploadState) -> sqlx::Result<()> {
-    sqlx::query("UPDATE uploads SET state = $2, lease_until = NULL, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(encode(state)?)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE uploads SET state = $2, lease_until = NULL, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(encode(state)?)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -110,5 +121,7 @@ pub async fn abandoned(pool: &PgPool, age_secs: i64) -> sqlx::Result<Vec<(Uuid, 
     .bind(age_secs as f64)
     .fetch_all(pool)
     .await?;
-    rows.into_iter().map(|(id, v)| Ok((id, decode(v)?))).collect()
+    rows.into_iter()
+        .map(|(id, v)| Ok((id, decode(v)?)))
+        .collect()
 }

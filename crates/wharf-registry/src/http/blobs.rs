@@ -19,11 +19,21 @@ fn blob_unknown(digest: &Digest) -> RegistryError {
     )
 }
 
-pub async fn get(req: &HttpRequest, reg: &Inner, name: &RepositoryName, digest: &Digest, head: bool) -> Result<HttpResponse> {
+pub async fn get(
+    req: &HttpRequest,
+    reg: &Inner,
+    name: &RepositoryName,
+    digest: &Digest,
+    head: bool,
+) -> Result<HttpResponse> {
     let Some(size) = db::blobs::linked_size(&reg.pool, name, digest).await? else {
         return Err(blob_unknown(digest));
     };
-    let range = match req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    let range = match req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(value) => parse_range(value, size)?,
         None => None,
     };
@@ -37,11 +47,17 @@ pub async fn get(req: &HttpRequest, reg: &Inner, name: &RepositoryName, digest: 
         .insert_header((header::ETAG, format!("\"{digest}\"")))
         .insert_header((header::CACHE_CONTROL, "max-age=31536000"));
     if let Some(r) = range {
-        resp.insert_header((header::CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end_inclusive)));
+        resp.insert_header((
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{size}", r.start, r.end_inclusive),
+        ));
     }
     let len = range.map_or(size, |r| r.end_inclusive - r.start + 1);
     if head {
-        return Ok(resp.body(SizedStream::new(len, futures_util::stream::empty::<Result<bytes::Bytes, RegistryError>>())));
+        return Ok(resp.body(SizedStream::new(
+            len,
+            futures_util::stream::empty::<Result<bytes::Bytes, RegistryError>>(),
+        )));
     }
     let body = reg.store.get(digest, range).await?;
     Ok(resp.body(SizedStream::new(body.len, body.stream)))
@@ -63,13 +79,20 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>> {
     let (a, b) = (a.trim(), b.trim());
     let unsatisfiable = Err(RegistryError::BlobRangeNotSatisfiable { size });
     let range = if a.is_empty() {
-        let Ok(suffix) = b.parse::<u64>() else { return Ok(None) };
+        let Ok(suffix) = b.parse::<u64>() else {
+            return Ok(None);
+        };
         if suffix == 0 || size == 0 {
             return unsatisfiable;
         }
-        ByteRange { start: size.saturating_sub(suffix), end_inclusive: size - 1 }
+        ByteRange {
+            start: size.saturating_sub(suffix),
+            end_inclusive: size - 1,
+        }
     } else {
-        let Ok(start) = a.parse::<u64>() else { return Ok(None) };
+        let Ok(start) = a.parse::<u64>() else {
+            return Ok(None);
+        };
         let end = if b.is_empty() {
             size.saturating_sub(1)
         } else {
@@ -81,7 +104,10 @@ pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>> {
         if start >= size {
             return unsatisfiable;
         }
-        ByteRange { start, end_inclusive: end }
+        ByteRange {
+            start,
+            end_inclusive: end,
+        }
     };
     Ok(Some(range))
 }
@@ -90,7 +116,9 @@ pub async fn delete(reg: &Inner, name: &RepositoryName, digest: &Digest) -> Resu
     if !db::blobs::unlink(&reg.pool, name, digest).await? {
         return Err(blob_unknown(digest));
     }
-    Ok(HttpResponse::Accepted().insert_header(("Docker-Content-Digest", digest.to_string())).finish())
+    Ok(HttpResponse::Accepted()
+        .insert_header(("Docker-Content-Digest", digest.to_string()))
+        .finish())
 }
 
 #[cfg(test)]
@@ -98,7 +126,9 @@ mod tests {
     use super::*;
 
     fn r(v: &str, size: u64) -> Option<(u64, u64)> {
-        parse_range(v, size).unwrap().map(|r| (r.start, r.end_inclusive))
+        parse_range(v, size)
+            .unwrap()
+            .map(|r| (r.start, r.end_inclusive))
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub fn stream(mut payload: web::Payload) -> ByteStream {
     actix_web::rt::spawn(async move {
         while let Some(chunk) = payload.next().await {
             let failed = chunk.is_err();
-            let item = chunk.map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()));
+            let item =
+                chunk.map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()));
             if tx.send(item).await.is_err() || failed {
                 break;
             }
@@ -34,7 +35,10 @@ pub fn stream(mut payload: web::Payload) -> ByteStream {
 }
 
 /// Read a manifest body, refusing more than the manifest size limit with 413.
-pub async fn read_manifest(req: &actix_web::HttpRequest, mut payload: web::Payload) -> Result<Bytes, RegistryError> {
+pub async fn read_manifest(
+    req: &actix_web::HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Bytes, RegistryError> {
     let too_large = || {
         RegistryError::Distribution(
             wharf_oci::DistributionError::new(
@@ -55,7 +59,10 @@ pub async fn read_manifest(req: &actix_web::HttpRequest, mut payload: web::Paylo
     let mut body = BytesMut::with_capacity(declared.unwrap_or(4096).min(MAX_MANIFEST_SIZE));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
-            RegistryError::code(ErrorCode::ManifestInvalid, format!("the request body could not be read: {e}"))
+            RegistryError::code(
+                ErrorCode::ManifestInvalid,
+                format!("the request body could not be read: {e}"),
+            )
         })?;
         if body.len() + chunk.len() > MAX_MANIFEST_SIZE {
             return Err(too_large());

@@ -24,15 +24,23 @@ fn page(req: &HttpRequest) -> Result<Page> {
         None => None,
         Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
             RegistryError::Distribution(
-                DistributionError::new(ErrorCode::Unsupported, "n must be a non-negative integer").with_status(400),
+                DistributionError::new(ErrorCode::Unsupported, "n must be a non-negative integer")
+                    .with_status(400),
             )
         })?),
     };
-    Ok(Page { n, last: query_param(req, "last").filter(|l| !l.is_empty()) })
+    Ok(Page {
+        n,
+        last: query_param(req, "last").filter(|l| !l.is_empty()),
+    })
 }
 
 /// Fetch one page through `fetch(last, limit)`, and the `Link` for the next.
-async fn paginate<F, Fut>(page: &Page, path: &str, fetch: F) -> Result<(Vec<String>, Option<String>)>
+async fn paginate<F, Fut>(
+    page: &Page,
+    path: &str,
+    fetch: F,
+) -> Result<(Vec<String>, Option<String>)>
 where
     F: FnOnce(Option<String>, i64) -> Fut,
     Fut: std::future::Future<Output = sqlx::Result<Vec<String>>>,
@@ -79,7 +87,10 @@ pub async fn tags(req: &HttpRequest, reg: &Inner, name: &RepositoryName) -> Resu
         db::tags::list(&reg.pool, repository_id, last.as_deref(), limit).await
     })
     .await?;
-    Ok(respond(serde_json::json!({ "name": name.as_str(), "tags": tags }), link))
+    Ok(respond(
+        serde_json::json!({ "name": name.as_str(), "tags": tags }),
+        link,
+    ))
 }
 
 pub async fn catalog(req: &HttpRequest, reg: &Inner) -> Result<HttpResponse> {
@@ -88,5 +99,8 @@ pub async fn catalog(req: &HttpRequest, reg: &Inner) -> Result<HttpResponse> {
         db::repositories::list(&reg.pool, last.as_deref(), limit).await
     })
     .await?;
-    Ok(respond(serde_json::json!({ "repositories": repositories }), link))
+    Ok(respond(
+        serde_json::json!({ "repositories": repositories }),
+        link,
+    ))
 }

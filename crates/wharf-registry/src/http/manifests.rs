@@ -9,7 +9,10 @@
 use actix_web::body::SizedStream;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use wharf_oci::{Digest, DigestAlgorithm, DistributionError, ErrorCode, ParsedManifest, Reference, RepositoryName};
+use wharf_oci::{
+    Digest, DigestAlgorithm, DistributionError, ErrorCode, ParsedManifest, Reference,
+    RepositoryName,
+};
 
 use super::body;
 use crate::Inner;
@@ -22,7 +25,11 @@ fn manifest_unknown(reference: &Reference) -> RegistryError {
         Reference::Tag(t) => serde_json::json!({ "tag": t.as_str() }),
         Reference::Digest(d) => serde_json::json!({ "digest": d.to_string() }),
     };
-    RegistryError::with_detail(ErrorCode::ManifestUnknown, "manifest unknown to registry", detail)
+    RegistryError::with_detail(
+        ErrorCode::ManifestUnknown,
+        "manifest unknown to registry",
+        detail,
+    )
 }
 
 /// Media types the client listed in `Accept` (parameters and q-values dropped).
@@ -31,7 +38,13 @@ fn accepted_types(req: &HttpRequest) -> Vec<String> {
         .get_all(header::ACCEPT)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|t| !t.is_empty())
         .collect()
 }
@@ -55,7 +68,9 @@ pub async fn get(
     // media type is told so rather than handed something it cannot parse.
     let accepted = accepted_types(req);
     let acceptable = accepted.is_empty()
-        || accepted.iter().any(|t| t == "*/*" || t == "application/*" || *t == stored.media_type);
+        || accepted
+            .iter()
+            .any(|t| t == "*/*" || t == "application/*" || *t == stored.media_type);
     if !acceptable {
         return Err(RegistryError::with_detail(
             ErrorCode::ManifestUnknown,
@@ -69,7 +84,10 @@ pub async fn get(
         .insert_header(("Docker-Content-Digest", stored.digest.as_str()))
         .insert_header((header::ETAG, format!("\"{}\"", stored.digest)));
     if head {
-        return Ok(resp.body(SizedStream::new(len, futures_util::stream::empty::<Result<bytes::Bytes, RegistryError>>())));
+        return Ok(resp.body(SizedStream::new(
+            len,
+            futures_util::stream::empty::<Result<bytes::Bytes, RegistryError>>(),
+        )));
     }
     if let Ok(digest) = Digest::parse(&stored.digest) {
         reg.events.record(RegistryEvent::ManifestPulled {
@@ -94,7 +112,10 @@ pub async fn put(
     who: Principal,
 ) -> Result<HttpResponse> {
     let bytes = body::read_manifest(req, payload).await?;
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let manifest = ParsedManifest::parse(content_type, &bytes).map_err(DistributionError::from)?;
     let (digest, tag) = match reference {
         Reference::Digest(expected) => {
@@ -108,7 +129,10 @@ pub async fn put(
             }
             (actual, None)
         }
-        Reference::Tag(tag) => (Digest::of(DigestAlgorithm::Sha256, &bytes), Some(tag.as_str())),
+        Reference::Tag(tag) => (
+            Digest::of(DigestAlgorithm::Sha256, &bytes),
+            Some(tag.as_str()),
+        ),
     };
 
     let mut tx = reg.pool.begin().await?;
@@ -138,7 +162,11 @@ pub async fn put(
             Some(&size) => referenced_size += size,
         }
     }
-    let children: Vec<String> = manifest.manifests.iter().map(|d| d.digest.to_string()).collect();
+    let children: Vec<String> = manifest
+        .manifests
+        .iter()
+        .map(|d| d.digest.to_string())
+        .collect();
     if !children.is_empty() {
         let present = db::manifests::existing(&mut tx, repository_id, &children).await?;
         if let Some(missing) = children.iter().find(|d| !present.contains(*d)) {
@@ -164,7 +192,8 @@ pub async fn put(
     // Durable bytes first: a committed row never points at missing content.
     reg.store.put_verified(&digest, bytes.clone()).await?;
     db::blobs::record_and_link(&mut tx, repository_id, &digest, bytes.len() as u64).await?;
-    let manifest_id = db::manifests::insert(&mut tx, repository_id, &digest, &manifest, &bytes).await?;
+    let manifest_id =
+        db::manifests::insert(&mut tx, repository_id, &digest, &manifest, &bytes).await?;
     if let Some(tag) = tag {
         db::tags::upsert(&mut tx, repository_id, tag, manifest_id).await?;
     }
@@ -188,10 +217,17 @@ pub async fn put(
     Ok(resp.finish())
 }
 
-pub async fn delete(reg: &Inner, name: &RepositoryName, reference: &Reference, who: Principal) -> Result<HttpResponse> {
+pub async fn delete(
+    reg: &Inner,
+    name: &RepositoryName,
+    reference: &Reference,
+    who: Principal,
+) -> Result<HttpResponse> {
     match reference {
         Reference::Tag(tag) => {
-            reg.admission.admit_delete(name, Some(tag.as_str()), None).await?;
+            reg.admission
+                .admit_delete(name, Some(tag.as_str()), None)
+                .await?;
             if !db::tags::delete(&reg.pool, name, tag.as_str()).await? {
                 return Err(manifest_unknown(reference));
             }

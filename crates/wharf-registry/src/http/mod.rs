@@ -19,7 +19,8 @@ use crate::error::{RegistryError, Result};
 use crate::seams::{Access, Action, Principal};
 use routes::Route;
 
-pub(crate) const API_VERSION_HEADER: (&str, &str) = ("Docker-Distribution-API-Version", "registry/2.0");
+pub(crate) const API_VERSION_HEADER: (&str, &str) =
+    ("Docker-Distribution-API-Version", "registry/2.0");
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, inner: web::Data<Inner>) {
     cfg.app_data(inner)
@@ -42,7 +43,11 @@ async fn dispatch(req: HttpRequest, payload: web::Payload, reg: web::Data<Inner>
 
 fn method_not_allowed() -> RegistryError {
     RegistryError::Distribution(
-        wharf_oci::DistributionError::new(ErrorCode::Unsupported, "method not allowed on this endpoint").with_status(405),
+        wharf_oci::DistributionError::new(
+            ErrorCode::Unsupported,
+            "method not allowed on this endpoint",
+        )
+        .with_status(405),
     )
 }
 
@@ -55,7 +60,10 @@ async fn authorize(req: &HttpRequest, reg: &Inner, access: Access) -> Result<Pri
 }
 
 fn repo_access(name: &wharf_oci::RepositoryName, actions: &[Action]) -> Access {
-    Access::Repository { name: name.clone(), actions: actions.to_vec() }
+    Access::Repository {
+        name: name.clone(),
+        actions: actions.to_vec(),
+    }
 }
 
 async fn handle(req: &HttpRequest, payload: web::Payload, reg: &Inner) -> Result<HttpResponse> {
@@ -63,7 +71,8 @@ async fn handle(req: &HttpRequest, payload: web::Payload, reg: &Inner) -> Result
     let rest = rest.strip_prefix('/').unwrap_or(rest);
     let Some(route) = Route::parse(rest)? else {
         return Err(RegistryError::Distribution(
-            wharf_oci::DistributionError::new(ErrorCode::Unsupported, "no such registry endpoint").with_status(404),
+            wharf_oci::DistributionError::new(ErrorCode::Unsupported, "no such registry endpoint")
+                .with_status(404),
         ));
     };
     let method = req.method().clone();
@@ -72,7 +81,9 @@ async fn handle(req: &HttpRequest, payload: web::Payload, reg: &Inner) -> Result
     match route {
         Route::Base if read => {
             authorize(req, reg, Access::Base).await?;
-            Ok(HttpResponse::Ok().content_type("application/json").body("{}"))
+            Ok(HttpResponse::Ok()
+                .content_type("application/json")
+                .body("{}"))
         }
         Route::Catalog if is(&Method::GET) => {
             authorize(req, reg, Access::Catalog).await?;
@@ -87,7 +98,8 @@ async fn handle(req: &HttpRequest, payload: web::Payload, reg: &Inner) -> Result
                 let who = authorize(req, reg, repo_access(&name, &[Action::Pull])).await?;
                 manifests::get(req, reg, &name, &reference, who, is(&Method::HEAD)).await
             } else if is(&Method::PUT) {
-                let who = authorize(req, reg, repo_access(&name, &[Action::Pull, Action::Push])).await?;
+                let who =
+                    authorize(req, reg, repo_access(&name, &[Action::Pull, Action::Push])).await?;
                 manifests::put(req, payload, reg, &name, &reference, who).await
             } else if is(&Method::DELETE) {
                 let who = authorize(req, reg, repo_access(&name, &[Action::Delete])).await?;

@@ -15,10 +15,19 @@ use crate::error::Result;
 fn fallback_tag(subject: &Digest) -> String {
     let alg = subject.algorithm().as_str();
     let hex = subject.hex();
-    format!("{}-{}", &alg[..alg.len().min(32)], &hex[..hex.len().min(64)])
+    format!(
+        "{}-{}",
+        &alg[..alg.len().min(32)],
+        &hex[..hex.len().min(64)]
+    )
 }
 
-pub async fn list(req: &HttpRequest, reg: &Inner, name: &RepositoryName, subject: &Digest) -> Result<HttpResponse> {
+pub async fn list(
+    req: &HttpRequest,
+    reg: &Inner,
+    name: &RepositoryName,
+    subject: &Digest,
+) -> Result<HttpResponse> {
     let artifact_type = query_param(req, "artifactType").filter(|t| !t.is_empty());
     let rows = db::manifests::referrers(&reg.pool, name, subject, artifact_type.as_deref()).await?;
     let mut seen = std::collections::HashSet::new();
@@ -38,7 +47,8 @@ pub async fn list(req: &HttpRequest, reg: &Inner, name: &RepositoryName, subject
         }
         descriptors.push(d);
     }
-    if let Some(fallback) = db::manifests::find_by_tag(&reg.pool, name, &fallback_tag(subject)).await?
+    if let Some(fallback) =
+        db::manifests::find_by_tag(&reg.pool, name, &fallback_tag(subject)).await?
         && let Ok(index) = ParsedManifest::parse(Some(&fallback.media_type), &fallback.content)
     {
         for child in index.manifests {

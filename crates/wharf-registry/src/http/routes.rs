@@ -34,7 +34,10 @@ impl Route {
         let n = segments.len();
         let name = |upto: usize| -> Result<RepositoryName, RegistryError> {
             if upto == 0 {
-                return Err(RegistryError::code(ErrorCode::NameInvalid, "repository name is empty"));
+                return Err(RegistryError::code(
+                    ErrorCode::NameInvalid,
+                    "repository name is empty",
+                ));
             }
             RepositoryName::parse(&segments[..upto].join("/")).map_err(|e| {
                 RegistryError::with_detail(
@@ -59,7 +62,10 @@ impl Route {
                 return Ok(Some(Route::UploadStart(repo)));
             }
             let id = Uuid::parse_str(segments[n - 1]).map_err(|_| {
-                RegistryError::code(ErrorCode::BlobUploadUnknown, "blob upload unknown to registry")
+                RegistryError::code(
+                    ErrorCode::BlobUploadUnknown,
+                    "blob upload unknown to registry",
+                )
             })?;
             return Ok(Some(Route::Upload(repo, id)));
         }
@@ -113,22 +119,45 @@ mod tests {
         assert_eq!(route("_catalog"), Route::Catalog);
         let n = RepositoryName::parse("library/app").unwrap();
         assert_eq!(route("library/app/tags/list"), Route::Tags(n.clone()));
-        assert!(matches!(route("library/app/manifests/v1"), Route::Manifest(_, Reference::Tag(_))));
-        assert!(matches!(route(&format!("library/app/manifests/{D}")), Route::Manifest(_, Reference::Digest(_))));
-        assert!(matches!(route(&format!("library/app/blobs/{D}")), Route::Blob(..)));
-        assert_eq!(route("library/app/blobs/uploads/"), Route::UploadStart(n.clone()));
+        assert!(matches!(
+            route("library/app/manifests/v1"),
+            Route::Manifest(_, Reference::Tag(_))
+        ));
+        assert!(matches!(
+            route(&format!("library/app/manifests/{D}")),
+            Route::Manifest(_, Reference::Digest(_))
+        ));
+        assert!(matches!(
+            route(&format!("library/app/blobs/{D}")),
+            Route::Blob(..)
+        ));
+        assert_eq!(
+            route("library/app/blobs/uploads/"),
+            Route::UploadStart(n.clone())
+        );
         assert!(matches!(
             route("library/app/blobs/uploads/9a0b39c6-4cd8-4d0e-9a3a-7a5c3f3d7a10"),
             Route::Upload(..)
         ));
-        assert!(matches!(route(&format!("library/app/referrers/{D}")), Route::Referrers(..)));
+        assert!(matches!(
+            route(&format!("library/app/referrers/{D}")),
+            Route::Referrers(..)
+        ));
     }
 
     #[test]
     fn names_may_contain_route_words() {
         let r = route(&format!("a/blobs/manifests/blobs/{D}"));
-        assert_eq!(r, Route::Blob(RepositoryName::parse("a/blobs/manifests").unwrap(), Digest::parse(D).unwrap()));
-        assert!(matches!(route("tags/list/tags/list"), Route::Tags(n) if n.as_str() == "tags/list"));
+        assert_eq!(
+            r,
+            Route::Blob(
+                RepositoryName::parse("a/blobs/manifests").unwrap(),
+                Digest::parse(D).unwrap()
+            )
+        );
+        assert!(
+            matches!(route("tags/list/tags/list"), Route::Tags(n) if n.as_str() == "tags/list")
+        );
     }
 
     #[test]
@@ -141,12 +170,16 @@ mod tests {
             "/manifests/v1",
         ] {
             match Route::parse(p) {
-                Err(RegistryError::Distribution(e)) => assert_eq!(e.code, ErrorCode::NameInvalid, "{p}"),
+                Err(RegistryError::Distribution(e)) => {
+                    assert_eq!(e.code, ErrorCode::NameInvalid, "{p}")
+                }
                 other => panic!("{p}: {other:?}"),
             }
         }
         let long = format!("{}/manifests/v1", "a".repeat(300));
-        assert!(matches!(Route::parse(&long), Err(RegistryError::Distribution(e)) if e.code == ErrorCode::NameInvalid));
+        assert!(
+            matches!(Route::parse(&long), Err(RegistryError::Distribution(e)) if e.code == ErrorCode::NameInvalid)
+        );
     }
 
     #[test]

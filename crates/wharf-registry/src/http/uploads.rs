@@ -31,7 +31,10 @@ fn upload_range(offset: u64) -> String {
 }
 
 fn upload_unknown() -> RegistryError {
-    RegistryError::code(ErrorCode::BlobUploadUnknown, "blob upload unknown to registry")
+    RegistryError::code(
+        ErrorCode::BlobUploadUnknown,
+        "blob upload unknown to registry",
+    )
 }
 
 fn parse_digest(value: &str) -> Result<Digest> {
@@ -51,7 +54,12 @@ fn blob_created(name: &RepositoryName, digest: &Digest) -> HttpResponse {
         .finish()
 }
 
-fn upload_accepted(status: actix_web::http::StatusCode, name: &RepositoryName, id: Uuid, offset: u64) -> HttpResponse {
+fn upload_accepted(
+    status: actix_web::http::StatusCode,
+    name: &RepositoryName,
+    id: Uuid,
+    offset: u64,
+) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::LOCATION, upload_location(name, id)))
         .insert_header((header::RANGE, upload_range(offset)))
@@ -68,7 +76,12 @@ fn out_of_order(name: &RepositoryName, id: Uuid, offset: u64) -> RegistryError {
 }
 
 /// Record a finished blob in the repository.
-async fn link_blob(reg: &Inner, name: &RepositoryName, blob: &StoredBlob, upload: Option<Uuid>) -> Result<()> {
+async fn link_blob(
+    reg: &Inner,
+    name: &RepositoryName,
+    blob: &StoredBlob,
+    upload: Option<Uuid>,
+) -> Result<()> {
     let mut tx = reg.pool.begin().await?;
     let repository_id = db::repositories::ensure(&mut tx, name).await?;
     db::blobs::record_and_link(&mut tx, repository_id, &blob.digest, blob.size).await?;
@@ -82,7 +95,10 @@ async fn link_blob(reg: &Inner, name: &RepositoryName, blob: &StoredBlob, upload
 /// True when the request may carry body bytes.
 fn has_body(req: &HttpRequest) -> bool {
     let headers = req.headers();
-    match headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
+    match headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(len) => len.trim() != "0",
         None => headers.contains_key(header::TRANSFER_ENCODING),
     }
@@ -100,19 +116,35 @@ fn content_range(req: &HttpRequest) -> Result<Option<(u64, u64)>> {
     let Some(value) = req.headers().get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let invalid = || RegistryError::code(ErrorCode::BlobUploadInvalid, "Content-Range must be <start>-<end>");
+    let invalid = || {
+        RegistryError::code(
+            ErrorCode::BlobUploadInvalid,
+            "Content-Range must be <start>-<end>",
+        )
+    };
     let text = value.to_str().map_err(|_| invalid())?.trim();
-    let text = text.strip_prefix("bytes").map(|t| t.trim_start_matches([' ', '='])).unwrap_or(text);
+    let text = text
+        .strip_prefix("bytes")
+        .map(|t| t.trim_start_matches([' ', '=']))
+        .unwrap_or(text);
     let text = text.split('/').next().unwrap_or(text);
     let (a, b) = text.split_once('-').ok_or_else(invalid)?;
-    let (a, b) = (a.trim().parse::<u64>().map_err(|_| invalid())?, b.trim().parse::<u64>().map_err(|_| invalid())?);
+    let (a, b) = (
+        a.trim().parse::<u64>().map_err(|_| invalid())?,
+        b.trim().parse::<u64>().map_err(|_| invalid())?,
+    );
     if b < a {
         return Err(invalid());
     }
     Ok(Some((a, b)))
 }
 
-pub async fn start(req: &HttpRequest, payload: web::Payload, reg: &Inner, name: &RepositoryName) -> Result<HttpResponse> {
+pub async fn start(
+    req: &HttpRequest,
+    payload: web::Payload,
+    reg: &Inner,
+    name: &RepositoryName,
+) -> Result<HttpResponse> {
     reg.admission.admit_blob_upload(name).await?;
     if let Some(mount) = query_param(req, "mount") {
         let digest = parse_digest(&mount)?;
@@ -133,7 +165,10 @@ pub async fn start(req: &HttpRequest, payload: web::Payload, reg: &Inner, name: 
     }
     let algorithm = match query_param(req, "digest-algorithm") {
         Some(a) => DigestAlgorithm::parse(&a).ok_or_else(|| {
-            RegistryError::code(ErrorCode::DigestInvalid, format!("unsupported digest algorithm {a:?}; use sha256 or sha512"))
+            RegistryError::code(
+                ErrorCode::DigestInvalid,
+                format!("unsupported digest algorithm {a:?}; use sha256 or sha512"),
+            )
         })?,
         None => DigestAlgorithm::Sha256,
     };
@@ -144,7 +179,12 @@ pub async fn start(req: &HttpRequest, payload: web::Payload, reg: &Inner, name: 
         db::repositories::ensure(&mut conn, name).await?
     };
     db::uploads::create(&reg.pool, id, repository_id, &state).await?;
-    Ok(upload_accepted(actix_web::http::StatusCode::ACCEPTED, name, id, 0))
+    Ok(upload_accepted(
+        actix_web::http::StatusCode::ACCEPTED,
+        name,
+        id,
+        0,
+    ))
 }
 
 /// The blob behind `?mount=<digest>&from=<repo>` if the caller may read it there.
@@ -155,12 +195,18 @@ async fn mountable(req: &HttpRequest, reg: &Inner, digest: &Digest) -> Result<Op
     let Ok(from) = RepositoryName::parse(&from) else {
         return Ok(None);
     };
-    if authorize(req, reg, repo_access(&from, &[Action::Pull])).await.is_err() {
+    if authorize(req, reg, repo_access(&from, &[Action::Pull]))
+        .await
+        .is_err()
+    {
         return Ok(None);
     }
     Ok(db::blobs::linked_size(&reg.pool, &from, digest)
         .await?
-        .map(|size| StoredBlob { digest: digest.clone(), size }))
+        .map(|size| StoredBlob {
+            digest: digest.clone(),
+            size,
+        }))
 }
 
 /// Append a whole body to a fresh upload and verify it; on any failure the
@@ -251,16 +297,36 @@ async fn append_chunk(
     }
 }
 
-pub async fn patch(req: &HttpRequest, payload: web::Payload, reg: &Inner, name: &RepositoryName, id: Uuid) -> Result<HttpResponse> {
+pub async fn patch(
+    req: &HttpRequest,
+    payload: web::Payload,
+    reg: &Inner,
+    name: &RepositoryName,
+    id: Uuid,
+) -> Result<HttpResponse> {
     let state = take(reg, name, id).await?;
     let state = append_chunk(req, payload, reg, name, id, state).await?;
     db::uploads::save_and_release(&reg.pool, id, &state).await?;
-    Ok(upload_accepted(actix_web::http::StatusCode::ACCEPTED, name, id, state.offset))
+    Ok(upload_accepted(
+        actix_web::http::StatusCode::ACCEPTED,
+        name,
+        id,
+        state.offset,
+    ))
 }
 
-pub async fn put(req: &HttpRequest, payload: web::Payload, reg: &Inner, name: &RepositoryName, id: Uuid) -> Result<HttpResponse> {
+pub async fn put(
+    req: &HttpRequest,
+    payload: web::Payload,
+    reg: &Inner,
+    name: &RepositoryName,
+    id: Uuid,
+) -> Result<HttpResponse> {
     let Some(value) = query_param(req, "digest") else {
-        return Err(RegistryError::code(ErrorCode::DigestInvalid, "the digest query parameter is required to close an upload"));
+        return Err(RegistryError::code(
+            ErrorCode::DigestInvalid,
+            "the digest query parameter is required to close an upload",
+        ));
     };
     let digest = parse_digest(&value)?;
     let state = take(reg, name, id).await?;
@@ -283,12 +349,21 @@ pub async fn put(req: &HttpRequest, payload: web::Payload, reg: &Inner, name: &R
 }
 
 pub async fn status(reg: &Inner, name: &RepositoryName, id: Uuid) -> Result<HttpResponse> {
-    let state = db::uploads::get(&reg.pool, name, id).await?.ok_or_else(upload_unknown)?;
-    Ok(upload_accepted(actix_web::http::StatusCode::NO_CONTENT, name, id, state.offset))
+    let state = db::uploads::get(&reg.pool, name, id)
+        .await?
+        .ok_or_else(upload_unknown)?;
+    Ok(upload_accepted(
+        actix_web::http::StatusCode::NO_CONTENT,
+        name,
+        id,
+        state.offset,
+    ))
 }
 
 pub async fn cancel(reg: &Inner, name: &RepositoryName, id: Uuid) -> Result<HttpResponse> {
-    let state = db::uploads::get(&reg.pool, name, id).await?.ok_or_else(upload_unknown)?;
+    let state = db::uploads::get(&reg.pool, name, id)
+        .await?
+        .ok_or_else(upload_unknown)?;
     db::uploads::delete(&reg.pool, id).await?;
     discard(reg, id, state).await;
     Ok(HttpResponse::NoContent().finish())

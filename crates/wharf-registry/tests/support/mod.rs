@@ -17,7 +17,8 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -39,11 +40,18 @@ impl TestApp {
     }
 
     /// Start a registry; `customise` may plug seams in.
-    pub async fn spawn_with(customise: impl FnOnce(Registry) -> Registry + Send + 'static) -> TestApp {
+    pub async fn spawn_with(
+        customise: impl FnOnce(Registry) -> Registry + Send + 'static,
+    ) -> TestApp {
         let admin_url = database_url();
         let db_name = format!("wharf_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to DATABASE_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&mut admin).await.unwrap();
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         admin.close().await.ok();
         let mut url = url::Url::parse(&admin_url).unwrap();
         url.set_path(&db_name);
@@ -54,9 +62,15 @@ impl TestApp {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let pool = sqlx::postgres::PgPoolOptions::new().max_connections(8).connect(&url).await.unwrap();
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(8)
+                    .connect(&url)
+                    .await
+                    .unwrap();
                 sqlx::migrate!("../../migrations").run(&pool).await.unwrap();
-                let store = BlobStore::from_config(&StorageConfig::Filesystem { root }).await.unwrap();
+                let store = BlobStore::from_config(&StorageConfig::Filesystem { root })
+                    .await
+                    .unwrap();
                 let registry = customise(Registry::new(pool, store, RegistryConfig::default()));
                 let server = actix_web::HttpServer::new(move || {
                     let registry = registry.clone();
@@ -88,7 +102,11 @@ impl TestApp {
     }
 
     pub fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http") { location.to_owned() } else { self.url(location) }
+        if location.starts_with("http") {
+            location.to_owned()
+        } else {
+            self.url(location)
+        }
     }
 
     /// Push a blob monolithically; returns its digest.
@@ -102,12 +120,23 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 201, "monolithic push: {}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            201,
+            "monolithic push: {}",
+            resp.text().await.unwrap()
+        );
         digest
     }
 
     /// Push a manifest under `reference`; returns the response.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> reqwest::Response {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
         self.client
             .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
             .header("Content-Type", media_type)
@@ -120,13 +149,17 @@ impl TestApp {
     /// Push config + `layers` random layers and an OCI manifest tagged `tag`.
     /// Returns (manifest bytes, manifest digest).
     pub async fn push_image(&self, repo: &str, tag: &str, layers: usize) -> (Vec<u8>, String) {
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"n":"{}"}}"#, uuid::Uuid::new_v4());
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"n":"{}"}}"#,
+            uuid::Uuid::new_v4()
+        );
         let config_digest = self.push_blob(repo, config.as_bytes()).await;
         let mut descriptors = Vec::new();
         for i in 0..layers {
             let layer: Vec<u8> = format!("layer {i} {}", uuid::Uuid::new_v4()).into_bytes();
             let d = self.push_blob(repo, &layer).await;
-            descriptors.push(serde_json::json!({"mediaType": LAYER, "digest": d, "size": layer.len()}));
+            descriptors
+                .push(serde_json::json!({"mediaType": LAYER, "digest": d, "size": layer.len()}));
         }
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
@@ -136,7 +169,12 @@ impl TestApp {
         }))
         .unwrap();
         let resp = self.put_manifest(repo, tag, OCI_MANIFEST, &manifest).await;
-        assert_eq!(resp.status(), 201, "manifest push: {}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            201,
+            "manifest push: {}",
+            resp.text().await.unwrap()
+        );
         let digest = sha256(&manifest);
         (manifest, digest)
     }
@@ -150,14 +188,21 @@ impl Drop for TestApp {
         // Stop the server and drop the database on a thread of its own: Drop may
         // run inside the test's runtime.
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 server.stop(false).await;
                 if let Some(t) = thread {
                     let _ = t.join();
                 }
                 if let Ok(mut admin) = sqlx::PgConnection::connect(&database_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))).execute(&mut admin).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
                 }
             });
         })
