@@ -7,7 +7,7 @@ RUN cargo build --release --locked -p wharf-gateway
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --home /var/lib/wharf --create-home wharf
+    && useradd --system --uid 10001 --home /var/lib/wharf --create-home wharf
 COPY --from=build /src/target/release/wharf /usr/local/bin/wharf
 USER wharf
 WORKDIR /var/lib/wharf

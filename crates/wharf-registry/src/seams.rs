@@ -177,6 +177,11 @@ pub struct LogEvents;
 
 impl EventSink for LogEvents {
     fn record(&self, event: RegistryEvent) {
-        tracing::info!(target: "wharf::events", ?event, "registry event");
+        // Pulls are the bulk of traffic: keep them out of the default log level.
+        if matches!(event, RegistryEvent::ManifestPulled { .. }) {
+            tracing::debug!(target: "wharf::events", ?event, "registry event");
+        } else {
+            tracing::info!(target: "wharf::events", ?event, "registry event");
+        }
     }
 }
