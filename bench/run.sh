@@ -7,8 +7,9 @@
 #   DATABASE_URL    PostgreSQL server for Wharf (a fresh database is created on
 #                   it); default: 127.0.0.1:5432 if it answers, else a private cluster
 #   BENCH_DIR       where blobs and both registries' data go (default: a temp dir;
-#                   needs ~5 GiB)
+#                   needs ~8 GiB at the defaults)
 #   BENCH_BLOB_MIB  size of the big blob (default 512)
+#   BENCH_REPS      rounds of the push/pull measurements, median reported (default 3)
 #   BENCH_SKIP_BUILD=1  use the existing target/release/wharf
 set -euo pipefail
 
@@ -55,15 +56,13 @@ now() { date +%s.%N; }
 elapsed() { python3 -c "print($2 - $1)"; }
 
 log "writing ${BLOB_MIB} MiB test blobs"
-head -c "$((BLOB_MIB << 20))" /dev/urandom >"$WORK/blob-mono"
-head -c "$((BLOB_MIB << 20))" /dev/urandom >"$WORK/blob-chunked"
+head -c "$((BLOB_MIB << 20))" /dev/urandom >"$WORK/blob"
 SIZE=$((BLOB_MIB << 20))
 
 t0=$(now)
-MONO_DIGEST="sha256:$(openssl dgst -sha256 -r "$WORK/blob-mono" | cut -d' ' -f1)"
+openssl dgst -sha256 -r "$WORK/blob" >/dev/null
 t1=$(now)
 SHA_MBS=$(mb_per_s "$SIZE" "$(elapsed "$t0" "$t1")")
-CHUNKED_DIGEST=$("${CLIENT[@]}" sha256 "$WORK/blob-chunked")
 
 t0=$(now)
 dd if=/dev/zero of="$WORK/dd-test" bs=8M count=$((BLOB_MIB / 8)) oflag=direct conv=fsync status=none
@@ -134,33 +133,66 @@ R[wharf_rss_idle]=$(rss_mib "$WHARF_PID" VmRSS)
 R[reference_rss_idle]=$(rss_mib "$REF_PID" VmRSS)
 
 # --- measurements -----------------------------------------------------------------
-measure() {
-    local name=$1 base=$2
-    local repo=library/bench
-    log "$name: ${BLOB_MIB} MiB monolithic push"
-    R[${name}_push_mono]=$("${CLIENT[@]}" push-blob "$base" "$repo" "$WORK/blob-mono" "$MONO_DIGEST")
-    log "$name: ${BLOB_MIB} MiB push in 8 MiB chunks"
-    R[${name}_push_chunked]=$("${CLIENT[@]}" push-blob --chunk "$CHUNK" "$base" "$repo" "$WORK/blob-chunked" "$CHUNKED_DIGEST")
-    log "$name: ${BLOB_MIB} MiB pull"
-    local secs
-    secs=$(curl -fsS -o /dev/null --max-time 600 -w '%{time_total}' "$base/v2/$repo/blobs/$MONO_DIGEST")
-    R[${name}_pull]=$(mb_per_s "$SIZE" "$secs")
-    log "$name: image of 20 x 5 MiB layers"
-    R[${name}_image]=$("${CLIENT[@]}" push-image "$base" "$repo" image20)
-    "${CLIENT[@]}" small-image "$base" "$repo" small
-    log "$name: manifest GET, wrk -c32 -t2 -d10s"
-    R[${name}_manifest_rps]=$(wrk -c32 -t2 -d10s -H "Accept: $ACCEPT" "$base/v2/$repo/manifests/small" |
-        awk '/^Requests\/sec:/ { print $2 }')
-    log "$name: $HEAD_COUNT sequential blob HEADs"
-    local lat
-    lat=$("${CLIENT[@]}" head-latency --count "$HEAD_COUNT" "$base" "$repo" "$MONO_DIGEST")
-    R[${name}_head_p50]=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p50'])" "$lat")
-    R[${name}_head_p99]=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p99'])" "$lat")
+REPS=${BENCH_REPS:-3}
+REPO=library/bench
+WHARF_URL="http://127.0.0.1:$WHARF_PORT"
+REF_URL="http://127.0.0.1:$REF_PORT"
+
+# New content for the big blob (its first 32 bytes), so no push is ever of a
+# blob the registry already holds. Prints the new digest.
+fresh_blob() {
+    head -c 32 /dev/urandom | dd of="$WORK/blob" bs=32 count=1 conv=notrunc status=none
+    echo "sha256:$(openssl dgst -sha256 -r "$WORK/blob" | cut -d' ' -f1)"
 }
 
-# Both run the same sequence, one after the other, on an otherwise idle machine.
-measure wharf "http://127.0.0.1:$WHARF_PORT"
-measure reference "http://127.0.0.1:$REF_PORT"
+# Flush earlier writes so one push does not pay for the last one's dirty pages.
+settle() { sync; sleep 1; }
+
+median() { python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+
+declare -A SAMPLES HEAD_DIGEST
+sample() { SAMPLES[$1]="${SAMPLES[$1]:-} $2"; }
+
+# Each repetition measures both registries back to back, alternating who goes
+# first, so drift on the machine hits both alike.
+for rep in $(seq "$REPS"); do
+    order=(wharf reference)
+    ((rep % 2 == 0)) && order=(reference wharf)
+    for name in "${order[@]}"; do
+        base=$WHARF_URL
+        [[ $name == reference ]] && base=$REF_URL
+        log "round $rep/$REPS, $name: ${BLOB_MIB} MiB pushes (monolithic, 8 MiB chunks), pull"
+        digest=$(fresh_blob)
+        settle
+        sample "${name}_push_mono" "$("${CLIENT[@]}" push-blob "$base" "$REPO" "$WORK/blob" "$digest")"
+        HEAD_DIGEST[$name]=$digest
+        secs=$(curl -fsS -o /dev/null --max-time 600 -w '%{time_total}' "$base/v2/$REPO/blobs/$digest")
+        sample "${name}_pull" "$(mb_per_s "$SIZE" "$secs")"
+        digest=$(fresh_blob)
+        settle
+        sample "${name}_push_chunked" "$("${CLIENT[@]}" push-blob --chunk "$CHUNK" "$base" "$REPO" "$WORK/blob" "$digest")"
+        log "round $rep/$REPS, $name: image of 20 x 5 MiB layers"
+        settle
+        sample "${name}_image" "$("${CLIENT[@]}" push-image "$base" "$REPO" "image20-$rep")"
+    done
+done
+for key in "${!SAMPLES[@]}"; do
+    # shellcheck disable=SC2086 # the samples are space-separated numbers
+    R[$key]=$(median ${SAMPLES[$key]})
+done
+
+for name in wharf reference; do
+    base=$WHARF_URL
+    [[ $name == reference ]] && base=$REF_URL
+    "${CLIENT[@]}" small-image "$base" "$REPO" small
+    log "$name: manifest GET, wrk -c32 -t2 -d10s"
+    R[${name}_manifest_rps]=$(wrk -c32 -t2 -d10s -H "Accept: $ACCEPT" "$base/v2/$REPO/manifests/small" |
+        awk '/^Requests\/sec:/ { print $2 }')
+    log "$name: $HEAD_COUNT sequential blob HEADs"
+    lat=$("${CLIENT[@]}" head-latency --count "$HEAD_COUNT" "$base" "$REPO" "${HEAD_DIGEST[$name]}")
+    R[${name}_head_p50]=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p50'])" "$lat")
+    R[${name}_head_p99]=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p99'])" "$lat")
+done
 
 R[wharf_rss_after]=$(rss_mib "$WHARF_PID" VmRSS)
 R[reference_rss_after]=$(rss_mib "$REF_PID" VmRSS)
@@ -169,10 +201,10 @@ R[reference_rss_peak]=$(rss_mib "$REF_PID" VmHWM)
 
 # --- report -----------------------------------------------------------------------
 {
-    echo "push ${BLOB_MIB} MiB blob, monolithic (MB/s)|higher|push_mono"
-    echo "push ${BLOB_MIB} MiB blob, 8 MiB chunks (MB/s)|higher|push_chunked"
-    echo "pull ${BLOB_MIB} MiB blob (MB/s)|higher|pull"
-    echo "push image 20 x 5 MiB, 4 parallel (s)|lower|image"
+    echo "push ${BLOB_MIB} MiB blob, monolithic (MB/s, median of $REPS)|higher|push_mono"
+    echo "push ${BLOB_MIB} MiB blob, 8 MiB chunks (MB/s, median of $REPS)|higher|push_chunked"
+    echo "pull ${BLOB_MIB} MiB blob (MB/s, median of $REPS)|higher|pull"
+    echo "push image 20 x 5 MiB, 4 parallel (s, median of $REPS)|lower|image"
     echo "manifest GET, 32 connections (req/s)|higher|manifest_rps"
     echo "blob HEAD p50, sequential (ms)|lower|head_p50"
     echo "blob HEAD p99, sequential (ms)|lower|head_p99"
