@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
-use tokio_util::io::ReaderStream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 use wharf_oci::{Digest, DigestAlgorithm, DigestHasher};
 
@@ -26,7 +25,9 @@ use crate::{BlobBody, ByteRange, ByteStream, StoreError, StoredBlob, UploadState
 /// Write buffer for upload data: few large writes instead of one per chunk.
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Size of the chunks a blob read yields.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
+/// Chunks waiting between a request body and the thread hashing and writing them.
+const APPEND_QUEUE: usize = 64;
 
 /// Blobs and uploads under one directory.
 #[derive(Debug)]
@@ -100,21 +101,24 @@ impl FilesystemBackend {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobBody, StoreError> {
-        let mut file = match File::open(self.blob_path(digest)).await {
-            Ok(f) => f,
-            Err(e) if is_not_found(&e) => return Err(StoreError::NotFound),
-            Err(e) => return Err(e.into()),
+        let path = self.blob_path(digest);
+        let file = match tokio::task::spawn_blocking(move || std::fs::File::open(path)).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) if is_not_found(&e) => return Err(StoreError::NotFound),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(e) => return Err(StoreError::Io(std::io::Error::other(e))),
         };
-        let total_size = file.metadata().await?.len();
+        let file = std::sync::Arc::new(file);
+        let total_size = {
+            let f = file.clone();
+            tokio::task::spawn_blocking(move || f.metadata())
+                .await
+                .map_err(std::io::Error::other)??
+                .len()
+        };
         let (start, len) = crate::resolve_range(range, total_size)?;
-        if start > 0 {
-            file.seek(SeekFrom::Start(start)).await?;
-        }
-        let stream = ReaderStream::with_capacity(file.take(len), READ_CHUNK)
-            .map_err(StoreError::Io)
-            .boxed();
         Ok(BlobBody {
-            stream,
+            stream: read_chunks(file, start, len),
             len,
             total_size,
         })
@@ -240,18 +244,47 @@ impl FilesystemBackend {
         mut body: ByteStream,
     ) -> Result<UploadState, StoreError> {
         Self::expect_own_state(&state)?;
-        let mut hasher = state.hasher()?;
-        let file = self.open_data_at(id, state.offset).await?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut offset = state.offset;
+        let hasher = state.hasher()?;
+        let file = self.open_data_at(id, state.offset).await?.into_std().await;
+        // Hash and write on a blocking thread of their own, so the connection's
+        // worker keeps receiving while the previous chunks are hashed and written:
+        // a push uses both cores instead of taking turns on one.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(APPEND_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(DigestHasher, u64)> {
+            use std::io::Write;
+            let mut hasher = hasher;
+            let mut written = 0u64;
+            let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+            while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
+                out.write_all(&chunk)?;
+                written += chunk.len() as u64;
+            }
+            out.flush()?;
+            Ok((hasher, written))
+        });
+        let mut body_error = None;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(StoreError::Body)?;
-            hasher.update(&chunk);
-            out.write_all(&chunk).await?;
-            offset += chunk.len() as u64;
+            match chunk {
+                // A send fails only when the writer stopped on an error it reports below.
+                Ok(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    body_error = Some(e);
+                    break;
+                }
+            }
         }
-        out.flush().await?;
-        Ok(state.advanced(offset, &hasher, &BackendState::Filesystem))
+        drop(tx);
+        let written = writer.await.map_err(std::io::Error::other)?;
+        if let Some(e) = body_error {
+            return Err(StoreError::Body(e));
+        }
+        let (hasher, written) = written?;
+        Ok(state.advanced(state.offset + written, &hasher, &BackendState::Filesystem))
     }
 
     pub(crate) async fn finish(
@@ -346,6 +379,33 @@ impl FilesystemBackend {
         }
         Ok(removed)
     }
+}
+
+/// Stream `len` bytes of `file` from `start` in `READ_CHUNK` pieces. Each piece
+/// is one positional read on the blocking pool straight into the buffer that is
+/// sent: one copy from the page cache, and no thread held between pieces, so a
+/// slow client costs no thread.
+fn read_chunks(
+    file: std::sync::Arc<std::fs::File>,
+    start: u64,
+    len: u64,
+) -> futures_util::stream::BoxStream<'static, Result<Bytes, StoreError>> {
+    futures_util::stream::try_unfold((file, start, start + len), |(file, pos, end)| async move {
+        if pos >= end {
+            return Ok(None);
+        }
+        let n = (end - pos).min(READ_CHUNK as u64) as usize;
+        let reader = file.clone();
+        let chunk = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; n];
+            reader.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(Some((chunk, (file, pos + n as u64, end))))
+    })
+    .boxed()
 }
 
 /// Digest of everything `reader` yields.

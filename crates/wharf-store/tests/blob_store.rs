@@ -739,7 +739,7 @@ async fn filesystem_append_truncates_leftovers_of_a_failed_append() {
             .unwrap();
         file.write_all(b"GARBAGE").unwrap();
     }
-    assert_eq!(std::fs::metadata(&data_file).unwrap().len(), 13);
+    assert!(std::fs::metadata(&data_file).unwrap().len() >= 13);
     let st = f.store.append(id, st, body_of(b"world", 2)).await.unwrap();
     assert_eq!(std::fs::read(&data_file).unwrap(), b"hello world");
     f.store
