@@ -250,19 +250,20 @@ impl FilesystemBackend {
         // worker keeps receiving while the previous chunks are hashed and written:
         // a push uses both cores instead of taking turns on one.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(APPEND_QUEUE);
-        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(DigestHasher, u64)> {
-            use std::io::Write;
-            let mut hasher = hasher;
-            let mut written = 0u64;
-            let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-            while let Some(chunk) = rx.blocking_recv() {
-                hasher.update(&chunk);
-                out.write_all(&chunk)?;
-                written += chunk.len() as u64;
-            }
-            out.flush()?;
-            Ok((hasher, written))
-        });
+        let writer =
+            tokio::task::spawn_blocking(move || -> std::io::Result<(DigestHasher, u64)> {
+                use std::io::Write;
+                let mut hasher = hasher;
+                let mut written = 0u64;
+                let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+                while let Some(chunk) = rx.blocking_recv() {
+                    hasher.update(&chunk);
+                    out.write_all(&chunk)?;
+                    written += chunk.len() as u64;
+                }
+                out.flush()?;
+                Ok((hasher, written))
+            });
         let mut body_error = None;
         while let Some(chunk) = body.next().await {
             match chunk {
@@ -382,9 +383,9 @@ impl FilesystemBackend {
 }
 
 /// Stream `len` bytes of `file` from `start` in `READ_CHUNK` pieces. Each piece
-/// is one positional read on the blocking pool straight into the buffer that is
-/// sent: one copy from the page cache, and no thread held between pieces, so a
-/// slow client costs no thread.
+/// is one read on the blocking pool straight into the buffer that is sent: one
+/// copy from the page cache, and no thread held between pieces, so a slow
+/// client costs no thread.
 fn read_chunks(
     file: std::sync::Arc<std::fs::File>,
     start: u64,
@@ -397,9 +398,21 @@ fn read_chunks(
         let n = (end - pos).min(READ_CHUNK as u64) as usize;
         let reader = file.clone();
         let chunk = tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            let mut buf = vec![0u8; n];
-            reader.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
+            use std::io::{Read, Seek};
+            // The file is this request's own handle and pieces are read in
+            // order, so its position is ours; read_to_end fills the buffer
+            // without zeroing it first.
+            let mut handle = &*reader;
+            handle.seek(SeekFrom::Start(pos))?;
+            let mut buf = Vec::with_capacity(n);
+            handle.take(n as u64).read_to_end(&mut buf)?;
+            if buf.len() != n {
+                return Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "blob shorter than recorded",
+                ));
+            }
+            Ok(Bytes::from(buf))
         })
         .await
         .map_err(std::io::Error::other)??;
