@@ -1145,3 +1145,51 @@ mod seams {
         );
     }
 }
+
+#[tokio::test]
+async fn abandoned_uploads_are_purged() {
+    let app = TestApp::spawn().await;
+    let start = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let location = app.absolute(header(&start, "location"));
+    let id = header(&start, "docker-upload-uuid").to_owned();
+    app.client
+        .patch(&location)
+        .body(vec![7u8; 4096])
+        .send()
+        .await
+        .unwrap();
+    let upload_dir = app.storage.path().join("uploads").join(&id);
+    assert!(upload_dir.exists());
+
+    // A second registry on the same database and store, as another replica
+    // running its maintenance, with a purge age of zero.
+    let mut url = url::Url::parse(&database_url()).unwrap();
+    url.set_path(&app.db_name);
+    let pool = sqlx::PgPool::connect(url.as_str()).await.unwrap();
+    let store = wharf_store::BlobStore::from_config(&wharf_store::StorageConfig::Filesystem {
+        root: app.storage.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    let config = wharf_registry::RegistryConfig {
+        upload_purge_after_secs: 0,
+        ..Default::default()
+    };
+    let replica = wharf_registry::Registry::new(pool.clone(), store, config);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(replica.purge_abandoned_uploads().await.unwrap() >= 1);
+    pool.close().await;
+
+    assert_error(
+        app.client.get(&location).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    assert!(!upload_dir.exists(), "upload data removed");
+}
