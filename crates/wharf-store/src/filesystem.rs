@@ -104,20 +104,19 @@ impl FilesystemBackend {
         range: Option<ByteRange>,
     ) -> Result<BlobBody, StoreError> {
         let path = self.blob_path(digest);
-        let file = match tokio::task::spawn_blocking(move || std::fs::File::open(path)).await {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) if is_not_found(&e) => return Err(StoreError::NotFound),
-            Ok(Err(e)) => return Err(e.into()),
-            Err(e) => return Err(StoreError::Io(std::io::Error::other(e))),
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, size))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        let (file, total_size) = match opened {
+            Ok(opened) => opened,
+            Err(e) if is_not_found(&e) => return Err(StoreError::NotFound),
+            Err(e) => return Err(e.into()),
         };
         let file = std::sync::Arc::new(file);
-        let total_size = {
-            let f = file.clone();
-            tokio::task::spawn_blocking(move || f.metadata())
-                .await
-                .map_err(std::io::Error::other)??
-                .len()
-        };
         let (start, len) = crate::resolve_range(range, total_size)?;
         Ok(BlobBody {
             stream: read_chunks(file, start, len),
@@ -257,13 +256,21 @@ impl FilesystemBackend {
                 use std::io::Write;
                 let mut hasher = hasher;
                 let mut written = 0u64;
+                let mut since_writeback = 0usize;
                 let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
                 while let Some(chunk) = rx.blocking_recv() {
                     hasher.update(&chunk);
                     out.write_all(&chunk)?;
                     written += chunk.len() as u64;
+                    since_writeback += chunk.len();
+                    if since_writeback >= WRITEBACK_EVERY {
+                        out.flush()?;
+                        start_writeback(out.get_ref());
+                        since_writeback = 0;
+                    }
                 }
                 out.flush()?;
+                start_writeback(out.get_ref());
                 Ok((hasher, written))
             });
         let mut body_error = None;
