@@ -1193,3 +1193,133 @@ async fn abandoned_uploads_are_purged() {
     .await;
     assert!(!upload_dir.exists(), "upload data removed");
 }
+
+#[tokio::test]
+async fn docker_schema2_manifest_and_manifest_list() {
+    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let app = TestApp::spawn().await;
+    let config = app
+        .push_blob(
+            "library/docker",
+            br#"{"architecture":"amd64","os":"linux"}"#,
+        )
+        .await;
+    let layer = app.push_blob("library/docker", b"docker layer").await;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config, "size": 37},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer, "size": 12}],
+    }))
+    .unwrap();
+    let put = app
+        .put_manifest("library/docker", "v1", DOCKER_MANIFEST, &manifest)
+        .await;
+    assert_eq!(put.status(), 201, "{:?}", put.text().await);
+    let list = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": DOCKER_LIST,
+        "manifests": [{"mediaType": DOCKER_MANIFEST, "digest": sha256(&manifest), "size": manifest.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}],
+    }))
+    .unwrap();
+    assert_eq!(
+        app.put_manifest("library/docker", "multi", DOCKER_LIST, &list)
+            .await
+            .status(),
+        201
+    );
+    let get = app
+        .client
+        .get(app.url("/v2/library/docker/manifests/multi"))
+        .header("Accept", format!("{DOCKER_MANIFEST}, {DOCKER_LIST}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&get, "content-type"), DOCKER_LIST);
+    assert_eq!(get.bytes().await.unwrap().as_ref(), &list[..]);
+    // Schema 1 is not accepted.
+    let schema1 = serde_json::to_vec(
+        &json!({"schemaVersion": 1, "name": "library/docker", "tag": "old", "fsLayers": []}),
+    )
+    .unwrap();
+    let resp = app
+        .put_manifest(
+            "library/docker",
+            "old",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            &schema1,
+        )
+        .await;
+    assert_error(resp, 400, "MANIFEST_INVALID").await;
+}
+
+#[tokio::test]
+async fn malformed_chunk_headers_leave_the_session_intact() {
+    let app = TestApp::spawn().await;
+    let start = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let location = app.absolute(header(&start, "location"));
+    let garbage = app
+        .client
+        .patch(&location)
+        .header("Content-Range", "bytes=oops")
+        .body(vec![1u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_error(garbage, 400, "BLOB_UPLOAD_INVALID").await;
+    // Declared range and body length disagree.
+    let lying = app
+        .client
+        .patch(&location)
+        .header("Content-Range", "0-99")
+        .body(vec![1u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lying.status(), 416);
+    assert_eq!(header(&lying, "range"), "0-0");
+    // The session still works from where it was.
+    let ok = app
+        .client
+        .patch(&location)
+        .header("Content-Range", "0-9")
+        .body(vec![1u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 202);
+    assert_eq!(header(&ok, "range"), "0-9");
+    let done = app
+        .client
+        .put(format!(
+            "{}?digest={}",
+            app.absolute(header(&ok, "location")),
+            sha256(&[1u8; 10])
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201);
+    // Bad `n` on the catalog, bad digest in a mount.
+    assert_eq!(
+        app.client
+            .get(app.url("/v2/_catalog?n=abc"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let bad_mount = app
+        .client
+        .post(app.url("/v2/library/app/blobs/uploads/?mount=sha256:1&from=library/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(bad_mount, 400, "DIGEST_INVALID").await;
+}
