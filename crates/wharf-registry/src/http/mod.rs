@@ -11,6 +11,7 @@ pub(crate) mod routes;
 mod uploads;
 
 use actix_web::http::Method;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use wharf_oci::ErrorCode;
 
@@ -19,8 +20,10 @@ use crate::error::{RegistryError, Result};
 use crate::seams::{Access, Action, Principal};
 use routes::Route;
 
-pub(crate) const API_VERSION_HEADER: (&str, &str) =
-    ("Docker-Distribution-API-Version", "registry/2.0");
+const API_VERSION: (HeaderName, HeaderValue) = (
+    HeaderName::from_static("docker-distribution-api-version"),
+    HeaderValue::from_static("registry/2.0"),
+);
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, inner: web::Data<Inner>) {
     cfg.app_data(inner)
@@ -34,10 +37,7 @@ async fn dispatch(req: HttpRequest, payload: web::Payload, reg: web::Data<Inner>
         Ok(resp) => resp,
         Err(e) => actix_web::ResponseError::error_response(&e),
     };
-    resp.headers_mut().insert(
-        actix_web::http::header::HeaderName::from_static("docker-distribution-api-version"),
-        actix_web::http::header::HeaderValue::from_static(API_VERSION_HEADER.1),
-    );
+    resp.headers_mut().insert(API_VERSION.0, API_VERSION.1);
     resp
 }
 
