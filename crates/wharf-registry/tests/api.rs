@@ -1323,3 +1323,45 @@ async fn malformed_chunk_headers_leave_the_session_intact() {
         .unwrap();
     assert_error(bad_mount, 400, "DIGEST_INVALID").await;
 }
+
+#[tokio::test]
+async fn push_by_digest_may_set_tags() {
+    let app = TestApp::spawn().await;
+    let (manifest, digest) = app.push_image("library/app", "first", 1).await;
+    let resp = app
+        .client
+        .put(app.url(&format!(
+            "/v2/library/app/manifests/{digest}?tag=v2&tag=stable"
+        )))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let echoed: Vec<_> = resp
+        .headers()
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(echoed, ["v2", "stable"]);
+    for tag in ["v2", "stable"] {
+        let got = app
+            .client
+            .get(app.url(&format!("/v2/library/app/manifests/{tag}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(header(&got, "docker-content-digest"), digest);
+    }
+    let bad = app
+        .client
+        .put(app.url(&format!("/v2/library/app/manifests/{digest}?tag=-nope")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_error(bad, 400, "MANIFEST_INVALID").await;
+}

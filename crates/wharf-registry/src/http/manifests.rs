@@ -11,10 +11,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use wharf_oci::{
     Digest, DigestAlgorithm, DistributionError, ErrorCode, ParsedManifest, Reference,
-    RepositoryName,
+    RepositoryName, Tag,
 };
 
-use super::body;
+use super::{body, query_params};
 use crate::Inner;
 use crate::db;
 use crate::error::{RegistryError, Result};
@@ -117,7 +117,7 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let manifest = ParsedManifest::parse(content_type, &bytes).map_err(DistributionError::from)?;
-    let (digest, tag) = match reference {
+    let (digest, tags) = match reference {
         Reference::Digest(expected) => {
             let actual = Digest::of(expected.algorithm(), &bytes);
             if actual != *expected {
@@ -127,11 +127,11 @@ pub async fn put(
                     serde_json::json!({ "expected": expected.to_string(), "actual": actual.to_string() }),
                 ));
             }
-            (actual, None)
+            (actual, tags_from_query(req)?)
         }
         Reference::Tag(tag) => (
             Digest::of(DigestAlgorithm::Sha256, &bytes),
-            Some(tag.as_str()),
+            vec![tag.clone()],
         ),
     };
 
@@ -178,43 +178,87 @@ pub async fn put(
         }
     }
 
-    reg.admission
-        .admit_manifest(&ManifestPush {
-            repository: name,
-            digest: &digest,
-            tag,
-            media_type: &manifest.media_type,
-            size: bytes.len() as u64,
-            referenced_size,
-        })
-        .await?;
+    let tag_names: Vec<Option<&str>> = if tags.is_empty() {
+        vec![None]
+    } else {
+        tags.iter().map(|t| Some(t.as_str())).collect()
+    };
+    for tag in &tag_names {
+        reg.admission
+            .admit_manifest(&ManifestPush {
+                repository: name,
+                digest: &digest,
+                tag: *tag,
+                media_type: &manifest.media_type,
+                size: bytes.len() as u64,
+                referenced_size,
+            })
+            .await?;
+    }
 
     // Durable bytes first: a committed row never points at missing content.
     reg.store.put_verified(&digest, bytes.clone()).await?;
     db::blobs::record_and_link(&mut tx, repository_id, &digest, bytes.len() as u64).await?;
     let manifest_id =
         db::manifests::insert(&mut tx, repository_id, &digest, &manifest, &bytes).await?;
-    if let Some(tag) = tag {
-        db::tags::upsert(&mut tx, repository_id, tag, manifest_id).await?;
+    for tag in &tags {
+        db::tags::upsert(&mut tx, repository_id, tag.as_str(), manifest_id).await?;
     }
     tx.commit().await?;
 
-    reg.events.record(RegistryEvent::ManifestPushed {
-        repository: name.clone(),
-        digest: digest.clone(),
-        tag: tag.map(str::to_owned),
-        media_type: manifest.media_type.clone(),
-        size: bytes.len() as u64,
-        principal: who.name,
-    });
+    for tag in &tag_names {
+        reg.events.record(RegistryEvent::ManifestPushed {
+            repository: name.clone(),
+            digest: digest.clone(),
+            tag: tag.map(str::to_owned),
+            media_type: manifest.media_type.clone(),
+            size: bytes.len() as u64,
+            principal: who.name.clone(),
+        });
+    }
 
     let mut resp = HttpResponse::Created();
     resp.insert_header((header::LOCATION, format!("/v2/{name}/manifests/{digest}")))
         .insert_header(("Docker-Content-Digest", digest.to_string()));
+    if matches!(reference, Reference::Digest(_)) {
+        for tag in &tags {
+            resp.append_header(("OCI-Tag", tag.as_str()));
+        }
+    }
     if let Some(subject) = &manifest.subject {
         resp.insert_header(("OCI-Subject", subject.digest.to_string()));
     }
     Ok(resp.finish())
+}
+
+/// Most tags one push by digest may set with `?tag=`.
+const MAX_TAGS_PER_PUSH: usize = 100;
+
+/// The `?tag=` parameters of a push by digest (distribution spec, after 1.1.1):
+/// every one is set to the pushed manifest, and echoed in `OCI-Tag`.
+fn tags_from_query(req: &HttpRequest) -> Result<Vec<Tag>> {
+    let values = query_params(req, "tag");
+    if values.len() > MAX_TAGS_PER_PUSH {
+        return Err(RegistryError::Distribution(
+            DistributionError::new(
+                ErrorCode::Unsupported,
+                format!("at most {MAX_TAGS_PER_PUSH} tags may be set by one push"),
+            )
+            .with_status(414),
+        ));
+    }
+    values
+        .iter()
+        .map(|v| {
+            Tag::parse(v).map_err(|e| {
+                RegistryError::with_detail(
+                    ErrorCode::ManifestInvalid,
+                    "invalid tag",
+                    serde_json::json!({ "tag": v, "reason": e.to_string() }),
+                )
+            })
+        })
+        .collect()
 }
 
 pub async fn delete(
