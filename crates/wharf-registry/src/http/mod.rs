@@ -141,6 +141,17 @@ async fn handle(req: &HttpRequest, payload: web::Payload, reg: &Inner) -> Result
     }
 }
 
+/// A digest from a path or query parameter; `DIGEST_INVALID` saying why not.
+pub(crate) fn parse_digest(value: &str) -> Result<wharf_oci::Digest> {
+    wharf_oci::Digest::parse(value).map_err(|e| {
+        RegistryError::with_detail(
+            ErrorCode::DigestInvalid,
+            "invalid digest",
+            serde_json::json!({ "digest": value, "reason": e.to_string() }),
+        )
+    })
+}
+
 /// The value of a query parameter (first occurrence), percent-decoded.
 pub(crate) fn query_param(req: &HttpRequest, key: &str) -> Option<String> {
     query_params(req, key).into_iter().next()

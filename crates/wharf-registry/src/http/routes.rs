@@ -5,6 +5,7 @@
 use uuid::Uuid;
 use wharf_oci::{Digest, ErrorCode, Reference, RepositoryName};
 
+use super::parse_digest;
 use crate::error::RegistryError;
 
 /// What a `/v2/` path addresses.
@@ -47,15 +48,6 @@ impl Route {
                 )
             })
         };
-        let digest = |s: &str| -> Result<Digest, RegistryError> {
-            Digest::parse(s).map_err(|e| {
-                RegistryError::with_detail(
-                    ErrorCode::DigestInvalid,
-                    "invalid digest",
-                    serde_json::json!({ "digest": s, "reason": e.to_string() }),
-                )
-            })
-        };
         if n >= 4 && segments[n - 3] == "blobs" && segments[n - 2] == "uploads" {
             let repo = name(n - 3)?;
             if segments[n - 1].is_empty() {
@@ -93,11 +85,11 @@ impl Route {
         }
         if n >= 3 && segments[n - 2] == "blobs" {
             let repo = name(n - 2)?;
-            return Ok(Some(Route::Blob(repo, digest(segments[n - 1])?)));
+            return Ok(Some(Route::Blob(repo, parse_digest(segments[n - 1])?)));
         }
         if n >= 3 && segments[n - 2] == "referrers" {
             let repo = name(n - 2)?;
-            return Ok(Some(Route::Referrers(repo, digest(segments[n - 1])?)));
+            return Ok(Some(Route::Referrers(repo, parse_digest(segments[n - 1])?)));
         }
         Ok(None)
     }

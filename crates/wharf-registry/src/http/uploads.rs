@@ -14,7 +14,7 @@ use uuid::Uuid;
 use wharf_oci::{Digest, DigestAlgorithm, ErrorCode, RepositoryName};
 use wharf_store::{StoreError, StoredBlob, UploadState};
 
-use super::{authorize, body, query_param, repo_access};
+use super::{authorize, body, parse_digest, query_param, repo_access};
 use crate::Inner;
 use crate::db;
 use crate::db::uploads::Lease;
@@ -35,16 +35,6 @@ fn upload_unknown() -> RegistryError {
         ErrorCode::BlobUploadUnknown,
         "blob upload unknown to registry",
     )
-}
-
-fn parse_digest(value: &str) -> Result<Digest> {
-    Digest::parse(value).map_err(|e| {
-        RegistryError::with_detail(
-            ErrorCode::DigestInvalid,
-            "invalid digest",
-            serde_json::json!({ "digest": value, "reason": e.to_string() }),
-        )
-    })
 }
 
 fn blob_created(name: &RepositoryName, digest: &Digest) -> HttpResponse {
