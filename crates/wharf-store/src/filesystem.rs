@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -26,6 +26,8 @@ use crate::{BlobBody, ByteRange, ByteStream, StoreError, StoredBlob, UploadState
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Size of the chunks a blob read yields.
 const READ_CHUNK: usize = 1024 * 1024;
+/// Bytes of a blob mapped at a time while it is read.
+const MAP_WINDOW: usize = 64 * 1024 * 1024;
 /// Bytes an upload writes before the kernel is asked to start writing them back.
 const WRITEBACK_EVERY: usize = 16 * 1024 * 1024;
 /// Chunks waiting between a request body and the thread hashing and writing them.
@@ -408,43 +410,67 @@ fn start_writeback(file: &std::fs::File) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &std::fs::File) {}
 
-/// Stream `len` bytes of `file` from `start` in `READ_CHUNK` pieces. Each piece
-/// is one read on the blocking pool straight into the buffer that is sent: one
-/// copy from the page cache, and no thread held between pieces, so a slow
-/// client costs no thread.
+/// Stream `len` bytes of `file` from `start`.
+///
+/// The file is memory-mapped a window at a time, and the window is populated
+/// on the blocking pool, so the bytes reach the socket with one copy (into the
+/// connection's write buffer) instead of two, and the connection's worker never
+/// waits on the disk. No thread is held between windows: a slow client costs
+/// memory for one window, not a thread.
 fn read_chunks(
     file: std::sync::Arc<std::fs::File>,
     start: u64,
     len: u64,
 ) -> futures_util::stream::BoxStream<'static, Result<Bytes, StoreError>> {
-    futures_util::stream::try_unfold((file, start, start + len), |(file, pos, end)| async move {
-        if pos >= end {
-            return Ok(None);
-        }
-        let n = (end - pos).min(READ_CHUNK as u64) as usize;
-        let reader = file.clone();
-        let chunk = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Seek};
-            // The file is this request's own handle and pieces are read in
-            // order, so its position is ours; read_to_end fills the buffer
-            // without zeroing it first.
-            let mut handle = &*reader;
-            handle.seek(SeekFrom::Start(pos))?;
-            let mut buf = Vec::with_capacity(n);
-            handle.take(n as u64).read_to_end(&mut buf)?;
-            if buf.len() != n {
-                return Err(std::io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "blob shorter than recorded",
-                ));
+    let windows = futures_util::stream::try_unfold(
+        (file, start, start + len),
+        |(file, pos, end)| async move {
+            if pos >= end {
+                return Ok(None);
             }
-            Ok(Bytes::from(buf))
+            let n = (end - pos).min(MAP_WINDOW as u64);
+            let mapper = file.clone();
+            let window = tokio::task::spawn_blocking(move || map_window(&mapper, pos, n))
+                .await
+                .map_err(std::io::Error::other)??;
+            Ok::<_, StoreError>(Some((window, (file, pos + n, end))))
+        },
+    );
+    windows
+        .map_ok(|window| {
+            let len = window.len();
+            futures_util::stream::iter(
+                (0..len)
+                    .step_by(READ_CHUNK)
+                    .map(move |at| Ok(window.slice(at..(at + READ_CHUNK).min(len)))),
+            )
         })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok(Some((chunk, (file, pos + n as u64, end))))
-    })
-    .boxed()
+        .try_flatten()
+        .boxed()
+}
+
+/// Map `len` (> 0) bytes of `file` at `offset`, with every page present.
+#[allow(unsafe_code)]
+fn map_window(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Bytes> {
+    let len = usize::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: a mapping is only unsound if the file changes underneath it.
+    // Published blobs never do: each is written to a temporary file, fsynced,
+    // renamed into place and never opened for writing again; deleting a blob
+    // unlinks it, which leaves existing mappings intact.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map(file)?
+    };
+    if map.len() != len {
+        return Err(std::io::Error::new(
+            ErrorKind::UnexpectedEof,
+            "blob shorter than recorded",
+        ));
+    }
+    Ok(Bytes::from_owner(map))
 }
 
 /// Digest of everything `reader` yields.

@@ -748,3 +748,63 @@ async fn filesystem_append_truncates_leftovers_of_a_failed_append() {
         .unwrap();
     assert!(!data_file.exists());
 }
+
+/// Reads of a blob larger than one mapped window, whole and across a window
+/// boundary, return exactly the bytes written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filesystem_reads_span_mapping_windows() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::from_config(&StorageConfig::Filesystem {
+        root: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    let size = 70 * 1024 * 1024 + 123;
+    let byte_at = |i: usize| ((i * 31 + i / 4096) % 251) as u8;
+    let data: Vec<u8> = (0..size).map(byte_at).collect();
+    let digest = sha256(&data);
+    let id = Uuid::new_v4();
+    let st = store
+        .begin_upload(id, DigestAlgorithm::Sha256)
+        .await
+        .unwrap();
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = data
+        .chunks(1 << 20)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let st = store
+        .append(id, st, futures_util::stream::iter(chunks).boxed())
+        .await
+        .unwrap();
+    store.finish(id, st, &digest).await.unwrap();
+
+    let read = |range: Option<ByteRange>| {
+        let store = store.clone();
+        let digest = digest.clone();
+        async move {
+            let body = store.get(&digest, range).await.unwrap();
+            let mut out = Vec::with_capacity(body.len as usize);
+            let mut stream = body.stream;
+            while let Some(chunk) = stream.next().await {
+                out.extend_from_slice(&chunk.unwrap());
+            }
+            assert_eq!(out.len() as u64, body.len);
+            out
+        }
+    };
+    assert!(read(None).await == data, "whole blob");
+    let window = 64 * 1024 * 1024;
+    let across = read(Some(ByteRange {
+        start: window - 10,
+        end_inclusive: window + 9,
+    }))
+    .await;
+    assert_eq!(across, &data[window as usize - 10..window as usize + 10]);
+    let tail = read(Some(ByteRange {
+        start: size as u64 - 5,
+        end_inclusive: size as u64 + 100,
+    }))
+    .await;
+    assert_eq!(tail, &data[size - 5..]);
+}
