@@ -1,0 +1,163 @@
+//! Project membership: which users hold which role in a project. Only user
+//! members (`entity_type = 'u'`) exist today; group members come with LDAP
+//! and OIDC groups.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Acquire, PgExecutor, Postgres};
+
+use crate::error::{Error, Result};
+use crate::roles::Role;
+
+/// A user's membership in a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The project.
+    pub project_id: i64,
+    /// The member user.
+    pub user_id: i64,
+    /// The member's username.
+    pub username: String,
+    /// The role held.
+    pub role: Role,
+    /// When the membership was created.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    project_id: i64,
+    user_id: i64,
+    username: String,
+    role: i16,
+    created_at: DateTime<Utc>,
+}
+
+fn role_from_db(id: i16) -> Result<Role> {
+    Role::from_id(id)
+        .ok_or_else(|| Error::Internal(format!("unknown role id {id} in project_members")))
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = Error;
+
+    fn try_from(row: MemberRow) -> Result<Self> {
+        Ok(Member {
+            project_id: row.project_id,
+            user_id: row.user_id,
+            username: row.username,
+            role: role_from_db(row.role)?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// Make a live user a member of a live project. A missing user or project
+/// is [`Error::NotFound`]; an existing membership is a [`Error::Conflict`].
+pub async fn add_member(
+    db: impl Acquire<'_, Database = Postgres>,
+    project_id: i64,
+    user_id: i64,
+    role: Role,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let both_exist: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1 AND NOT deleted)
+            AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND NOT deleted)",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !both_exist {
+        return Err(Error::NotFound);
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO project_members (project_id, entity_id, entity_type, role)
+         VALUES ($1, $2, 'u', $3)
+         ON CONFLICT (project_id, entity_id, entity_type) DO NOTHING",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .bind(role.id())
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(Error::Conflict(format!(
+            "user {user_id} is already a member of project {project_id}"
+        )));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Change a member's role.
+pub async fn update_member_role(
+    db: impl PgExecutor<'_>,
+    project_id: i64,
+    user_id: i64,
+    role: Role,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE project_members SET role = $3, updated_at = now()
+         WHERE project_id = $1 AND entity_type = 'u' AND entity_id = $2",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .bind(role.id())
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// End a membership.
+pub async fn remove_member(db: impl PgExecutor<'_>, project_id: i64, user_id: i64) -> Result<()> {
+    let done = sqlx::query(
+        "DELETE FROM project_members WHERE project_id = $1 AND entity_type = 'u' AND entity_id = $2",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// The members of a project, by username.
+pub async fn list_members(db: impl PgExecutor<'_>, project_id: i64) -> Result<Vec<Member>> {
+    sqlx::query_as::<_, MemberRow>(
+        "SELECT pm.project_id, pm.entity_id AS user_id, u.username, pm.role, pm.created_at
+         FROM project_members pm JOIN users u ON u.id = pm.entity_id AND NOT u.deleted
+         WHERE pm.project_id = $1 AND pm.entity_type = 'u'
+         ORDER BY u.username",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(Member::try_from)
+    .collect()
+}
+
+/// The roles `user_id` holds in `project_id` (empty for non-members). With
+/// group memberships this becomes several; [`crate::allowed`] takes the union.
+pub async fn member_roles(
+    db: impl PgExecutor<'_>,
+    project_id: i64,
+    user_id: i64,
+) -> Result<Vec<Role>> {
+    let ids: Vec<i16> = sqlx::query_scalar(
+        "SELECT role FROM project_members
+         WHERE project_id = $1 AND entity_type = 'u' AND entity_id = $2
+         ORDER BY role",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .fetch_all(db)
+    .await?;
+    ids.into_iter().map(role_from_db).collect()
+}
