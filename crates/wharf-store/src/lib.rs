@@ -195,6 +195,10 @@ impl BlobStore {
         digest: &Digest,
         bytes: Bytes,
     ) -> Result<StoredBlob, StoreError> {
+        let actual = Digest::of(digest.algorithm(), &bytes);
+        if actual != *digest {
+            return Err(StoreError::mismatch(digest, &actual));
+        }
         match &*self.backend {
             Backend::Filesystem(b) => b.put_verified(digest, bytes).await,
             Backend::Object(b) => b.put_verified(digest, bytes).await,
