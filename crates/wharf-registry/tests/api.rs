@@ -212,15 +212,8 @@ async fn chunked_upload_with_out_of_order_chunk_status_and_final_chunk() {
     assert!(!header(&start, "docker-upload-uuid").is_empty());
 
     let first = app
-        .client
-        .patch(&location)
-        .header("Content-Type", "application/octet-stream")
-        .header("Content-Range", "0-9999")
-        .header("Content-Length", "10000")
-        .body(data[..10_000].to_vec())
-        .send()
-        .await
-        .unwrap();
+        .patch_chunk(&location, "0-9999", data[..10_000].to_vec())
+        .await;
     assert_eq!(first.status(), 202);
     assert_eq!(header(&first, "range"), "0-9999");
     location = app.absolute(header(&first, "location"));
@@ -228,25 +221,13 @@ async fn chunked_upload_with_out_of_order_chunk_status_and_final_chunk() {
     // A chunk that does not start at the end of the data so far: 416, and the
     // session is where it was.
     let skipped = app
-        .client
-        .patch(&location)
-        .header("Content-Range", "15000-19999")
-        .header("Content-Length", "5000")
-        .body(data[15_000..20_000].to_vec())
-        .send()
-        .await
-        .unwrap();
+        .patch_chunk(&location, "15000-19999", data[15_000..20_000].to_vec())
+        .await;
     assert_eq!(skipped.status(), 416);
     assert_eq!(header(&skipped, "range"), "0-9999");
     let overlap = app
-        .client
-        .patch(&location)
-        .header("Content-Range", "5000-14999")
-        .header("Content-Length", "10000")
-        .body(data[5_000..15_000].to_vec())
-        .send()
-        .await
-        .unwrap();
+        .patch_chunk(&location, "5000-14999", data[5_000..15_000].to_vec())
+        .await;
     assert_eq!(overlap.status(), 416);
 
     let status = app.client.get(&location).send().await.unwrap();
@@ -1264,34 +1245,15 @@ async fn malformed_chunk_headers_leave_the_session_intact() {
         .unwrap();
     let location = app.absolute(header(&start, "location"));
     let garbage = app
-        .client
-        .patch(&location)
-        .header("Content-Range", "bytes=oops")
-        .body(vec![1u8; 10])
-        .send()
-        .await
-        .unwrap();
+        .patch_chunk(&location, "bytes=oops", vec![1u8; 10])
+        .await;
     assert_error(garbage, 400, "BLOB_UPLOAD_INVALID").await;
     // Declared range and body length disagree.
-    let lying = app
-        .client
-        .patch(&location)
-        .header("Content-Range", "0-99")
-        .body(vec![1u8; 10])
-        .send()
-        .await
-        .unwrap();
+    let lying = app.patch_chunk(&location, "0-99", vec![1u8; 10]).await;
     assert_eq!(lying.status(), 416);
     assert_eq!(header(&lying, "range"), "0-0");
     // The session still works from where it was.
-    let ok = app
-        .client
-        .patch(&location)
-        .header("Content-Range", "0-9")
-        .body(vec![1u8; 10])
-        .send()
-        .await
-        .unwrap();
+    let ok = app.patch_chunk(&location, "0-9", vec![1u8; 10]).await;
     assert_eq!(ok.status(), 202);
     assert_eq!(header(&ok, "range"), "0-9");
     let done = app
@@ -1356,12 +1318,12 @@ async fn push_by_digest_may_set_tags() {
         assert_eq!(header(&got, "docker-content-digest"), digest);
     }
     let bad = app
-        .client
-        .put(app.url(&format!("/v2/library/app/manifests/{digest}?tag=-nope")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(manifest)
-        .send()
-        .await
-        .unwrap();
+        .put_manifest(
+            "library/app",
+            &format!("{digest}?tag=-nope"),
+            OCI_MANIFEST,
+            &manifest,
+        )
+        .await;
     assert_error(bad, 400, "MANIFEST_INVALID").await;
 }

@@ -129,6 +129,23 @@ impl TestApp {
         digest
     }
 
+    /// PATCH one chunk with its `Content-Range` (Content-Length follows the body).
+    pub async fn patch_chunk(
+        &self,
+        location: &str,
+        content_range: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .patch(location)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", content_range)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Push a manifest under `reference`; returns the response.
     pub async fn put_manifest(
         &self,
