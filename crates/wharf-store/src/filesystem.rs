@@ -30,8 +30,6 @@ const READ_CHUNK: usize = 1024 * 1024;
 const MAP_WINDOW: usize = 64 * 1024 * 1024;
 /// Bytes an upload writes before the kernel is asked to start writing them back.
 const WRITEBACK_EVERY: usize = 16 * 1024 * 1024;
-/// Chunks waiting between a request body and the thread hashing and writing them.
-const APPEND_QUEUE: usize = 64;
 
 /// Blobs and uploads under one directory.
 #[derive(Debug)]
@@ -246,18 +244,27 @@ impl FilesystemBackend {
         Self::expect_own_state(&state)?;
         let hasher = state.hasher()?;
         let file = self.open_data_at(id, state.offset).await?.into_std().await;
-        // Hash and write on a blocking thread of their own, so the connection's
-        // worker keeps receiving while the previous chunks are hashed and written:
-        // a push uses both cores instead of taking turns on one.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(APPEND_QUEUE);
+        // Hash and write on a blocking thread of its own that pulls the body
+        // itself (the body is already a channel fed by the connection's worker),
+        // so the worker keeps receiving while earlier chunks are hashed and
+        // written: a push uses both cores instead of taking turns on one.
+        let runtime = tokio::runtime::Handle::current();
         let writer =
-            tokio::task::spawn_blocking(move || -> std::io::Result<(DigestHasher, u64)> {
+            tokio::task::spawn_blocking(move || -> Result<(DigestHasher, u64), StoreError> {
                 use std::io::Write;
                 let mut hasher = hasher;
                 let mut written = 0u64;
                 let mut since_writeback = 0usize;
                 let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-                while let Some(chunk) = rx.blocking_recv() {
+                while let Some(chunk) = runtime.block_on(body.next()) {
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            // What arrived is written; the next append cuts it back.
+                            out.flush()?;
+                            return Err(StoreError::Body(e));
+                        }
+                    };
                     hasher.update(&chunk);
                     out.write_all(&chunk)?;
                     written += chunk.len() as u64;
@@ -272,27 +279,7 @@ impl FilesystemBackend {
                 start_writeback(out.get_ref());
                 Ok((hasher, written))
             });
-        let mut body_error = None;
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                // A send fails only when the writer stopped on an error it reports below.
-                Ok(chunk) => {
-                    if tx.send(chunk).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    body_error = Some(e);
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let written = writer.await.map_err(std::io::Error::other)?;
-        if let Some(e) = body_error {
-            return Err(StoreError::Body(e));
-        }
-        let (hasher, written) = written?;
+        let (hasher, written) = writer.await.map_err(std::io::Error::other)??;
         Ok(state.advanced(state.offset + written, &hasher, &BackendState::Filesystem))
     }
 
