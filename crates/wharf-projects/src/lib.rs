@@ -8,18 +8,22 @@
 //! [`sqlx::Acquire`] and open a transaction (a savepoint inside the caller's
 //! transaction), so a caller can bundle a change with its audit entry.
 
+pub mod audit;
 pub mod error;
+pub mod http;
 pub mod members;
 pub mod names;
 pub mod password;
 pub mod projects;
 pub mod rbac;
+pub mod robots;
 pub mod roles;
+pub mod security;
 pub mod users;
 
 pub use error::{Error, Result};
 pub use members::{
-    Member, add_member, list_members, member_roles, remove_member, update_member_role,
+    Member, add_member, get_member, list_members, member_roles, remove_member, update_member_role,
 };
 pub use names::{ProjectName, Username};
 pub use projects::validate_metadata;
@@ -30,6 +34,7 @@ pub use projects::{
 };
 pub use rbac::allowed;
 pub use roles::Role;
+pub use security::{Caller, LoginRefused, Principal, ProjectAccess, identify_basic};
 pub use users::{
     ADMIN, NewUser, User, UserProfile, UserQuery, authenticate, create_user, delete_user,
     ensure_admin, get_user, get_user_by_name, list_users, set_password, set_sysadmin,

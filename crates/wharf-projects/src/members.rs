@@ -11,6 +11,8 @@ use crate::roles::Role;
 /// A user's membership in a project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The membership's own id (Harbor's `mid`).
+    pub id: i64,
     /// The project.
     pub project_id: i64,
     /// The member user.
@@ -25,6 +27,7 @@ pub struct Member {
 
 #[derive(sqlx::FromRow)]
 struct MemberRow {
+    id: i64,
     project_id: i64,
     user_id: i64,
     username: String,
@@ -42,6 +45,7 @@ impl TryFrom<MemberRow> for Member {
 
     fn try_from(row: MemberRow) -> Result<Self> {
         Ok(Member {
+            id: row.id,
             project_id: row.project_id,
             user_id: row.user_id,
             username: row.username,
@@ -51,14 +55,15 @@ impl TryFrom<MemberRow> for Member {
     }
 }
 
-/// Make a live user a member of a live project. A missing user or project
-/// is [`Error::NotFound`]; an existing membership is a [`Error::Conflict`].
+/// Make a live user a member of a live project and return the membership
+/// id. A missing user or project is [`Error::NotFound`]; an existing
+/// membership is a [`Error::Conflict`].
 pub async fn add_member(
     db: impl Acquire<'_, Database = Postgres>,
     project_id: i64,
     user_id: i64,
     role: Role,
-) -> Result<()> {
+) -> Result<i64> {
     let mut tx = db.begin().await?;
     let both_exist: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1 AND NOT deleted)
@@ -71,23 +76,43 @@ pub async fn add_member(
     if !both_exist {
         return Err(Error::NotFound);
     }
-    let inserted = sqlx::query(
+    let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO project_members (project_id, entity_id, entity_type, role)
          VALUES ($1, $2, 'u', $3)
-         ON CONFLICT (project_id, entity_id, entity_type) DO NOTHING",
+         ON CONFLICT (project_id, entity_id, entity_type) DO NOTHING
+         RETURNING id",
     )
     .bind(project_id)
     .bind(user_id)
     .bind(role.id())
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if inserted.rows_affected() == 0 {
+    let Some(id) = inserted else {
         return Err(Error::Conflict(format!(
             "user {user_id} is already a member of project {project_id}"
         )));
-    }
+    };
     tx.commit().await?;
-    Ok(())
+    Ok(id)
+}
+
+/// The membership `member_id` of project `project_id`.
+pub async fn get_member(
+    db: impl PgExecutor<'_>,
+    project_id: i64,
+    member_id: i64,
+) -> Result<Member> {
+    sqlx::query_as::<_, MemberRow>(
+        "SELECT pm.id, pm.project_id, pm.entity_id AS user_id, u.username, pm.role, pm.created_at
+         FROM project_members pm JOIN users u ON u.id = pm.entity_id AND NOT u.deleted
+         WHERE pm.project_id = $1 AND pm.id = $2 AND pm.entity_type = 'u'",
+    )
+    .bind(project_id)
+    .bind(member_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound)
+    .and_then(Member::try_from)
 }
 
 /// Change a member's role.
@@ -130,7 +155,7 @@ pub async fn remove_member(db: impl PgExecutor<'_>, project_id: i64, user_id: i6
 /// The members of a project, by username.
 pub async fn list_members(db: impl PgExecutor<'_>, project_id: i64) -> Result<Vec<Member>> {
     sqlx::query_as::<_, MemberRow>(
-        "SELECT pm.project_id, pm.entity_id AS user_id, u.username, pm.role, pm.created_at
+        "SELECT pm.id, pm.project_id, pm.entity_id AS user_id, u.username, pm.role, pm.created_at
          FROM project_members pm JOIN users u ON u.id = pm.entity_id AND NOT u.deleted
          WHERE pm.project_id = $1 AND pm.entity_type = 'u'
          ORDER BY u.username",

@@ -452,6 +452,11 @@ pub async fn delete_project(
         .bind(project_id)
         .execute(&mut *tx)
         .await?;
+    // As in Harbor, the project's robots go with it.
+    sqlx::query("DELETE FROM robots WHERE project_id = $1")
+        .bind(project_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -297,7 +297,7 @@ pub async fn authenticate(
 }
 
 /// A hash nobody's password matches, to spend the same time on unknown users.
-fn dummy_hash() -> &'static str {
+pub(crate) fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY.get_or_init(|| password::hash(&password::generate()).unwrap_or_default())
 }

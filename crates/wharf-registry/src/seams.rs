@@ -4,7 +4,9 @@
 //! defaults; the RBAC, lifecycle and webhook crates implement them without the
 //! registry depending on those crates.
 
+use actix_web::HttpRequest;
 use async_trait::async_trait;
+use sqlx::PgConnection;
 use wharf_oci::{Digest, RepositoryName};
 
 /// An action on a repository, as Docker token scopes name them.
@@ -45,6 +47,9 @@ pub enum Access {
 pub struct Principal {
     /// `None` for anonymous access.
     pub name: Option<String>,
+    /// Where the request came from (the client, behind trusted proxies), for
+    /// the audit log.
+    pub client_addr: Option<String>,
 }
 
 /// Why an access was refused; mapped to `UNAUTHORIZED`/`DENIED`/`NAME_UNKNOWN`.
@@ -58,15 +63,13 @@ pub enum AuthError {
     NameUnknown,
 }
 
-/// Decides whether the caller (identified by the `Authorization` header, if any)
-/// may perform every access listed. Called before a handler touches anything.
-#[async_trait]
+/// Decides whether the caller (identified from the request: its
+/// `Authorization` header, its address) may perform every access listed.
+/// Called before a handler touches anything.
+#[async_trait(?Send)]
 pub trait Authorizer: Send + Sync + 'static {
-    async fn authorize(
-        &self,
-        authorization: Option<&str>,
-        access: &[Access],
-    ) -> Result<Principal, AuthError>;
+    async fn authorize(&self, req: &HttpRequest, access: &[Access])
+    -> Result<Principal, AuthError>;
 }
 
 /// Lets everybody do everything: the registry core before the RBAC crate plugs in,
@@ -74,10 +77,13 @@ pub trait Authorizer: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AllowAll;
 
-#[async_trait]
+#[async_trait(?Send)]
 impl Authorizer for AllowAll {
-    async fn authorize(&self, _: Option<&str>, _: &[Access]) -> Result<Principal, AuthError> {
-        Ok(Principal::default())
+    async fn authorize(&self, req: &HttpRequest, _: &[Access]) -> Result<Principal, AuthError> {
+        Ok(Principal {
+            name: None,
+            client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+        })
     }
 }
 
@@ -137,7 +143,7 @@ impl Admission for AdmitAll {
     }
 }
 
-/// Something that happened in the registry, after it was committed.
+/// Something that happened in the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryEvent {
     ManifestPushed {
@@ -146,42 +152,55 @@ pub enum RegistryEvent {
         tag: Option<String>,
         media_type: String,
         size: u64,
-        principal: Option<String>,
+        actor: Principal,
     },
     ManifestPulled {
         repository: RepositoryName,
         digest: Digest,
         tag: Option<String>,
-        principal: Option<String>,
+        actor: Principal,
     },
     ManifestDeleted {
         repository: RepositoryName,
         digest: Digest,
-        principal: Option<String>,
+        actor: Principal,
     },
     TagDeleted {
         repository: RepositoryName,
         tag: String,
-        principal: Option<String>,
+        actor: Principal,
     },
 }
 
-/// Receives committed events. Must not block: implementations queue the work.
+/// Receives the registry's events.
+///
+/// Changes (pushes, deletes) are handed over inside the database transaction
+/// that makes them, so what the sink writes there (an audit entry, an outbox
+/// row) commits or rolls back with the change. Pulls change nothing and are
+/// on the hot path: they are handed over without a transaction and the sink
+/// must not block (queue and batch them).
+#[async_trait]
 pub trait EventSink: Send + Sync + 'static {
-    fn record(&self, event: RegistryEvent);
+    /// A push or delete, inside its transaction.
+    async fn record_change(&self, tx: &mut PgConnection, event: &RegistryEvent)
+    -> sqlx::Result<()>;
+    /// A pull, after it was served.
+    fn record_pull(&self, event: RegistryEvent);
 }
 
 /// Writes every event to the structured log (target `wharf::events`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LogEvents;
 
+#[async_trait]
 impl EventSink for LogEvents {
-    fn record(&self, event: RegistryEvent) {
+    async fn record_change(&self, _: &mut PgConnection, event: &RegistryEvent) -> sqlx::Result<()> {
+        tracing::info!(target: "wharf::events", ?event, "registry event");
+        Ok(())
+    }
+
+    fn record_pull(&self, event: RegistryEvent) {
         // Pulls are the bulk of traffic: keep them out of the default log level.
-        if matches!(event, RegistryEvent::ManifestPulled { .. }) {
-            tracing::debug!(target: "wharf::events", ?event, "registry event");
-        } else {
-            tracing::info!(target: "wharf::events", ?event, "registry event");
-        }
+        tracing::debug!(target: "wharf::events", ?event, "registry event");
     }
 }

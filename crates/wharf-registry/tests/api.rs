@@ -1069,13 +1069,14 @@ mod seams {
     /// Allows pulls to everybody and pushes to nobody without credentials.
     struct PullOnly;
 
-    #[async_trait::async_trait]
+    #[async_trait::async_trait(?Send)]
     impl Authorizer for PullOnly {
         async fn authorize(
             &self,
-            authorization: Option<&str>,
+            req: &actix_web::HttpRequest,
             access: &[Access],
         ) -> Result<Principal, AuthError> {
+            let authorization = req.headers().get("authorization");
             let pushes = access.iter().any(|a| matches!(a, Access::Repository { actions, .. } if actions.contains(&Action::Push)));
             if pushes && authorization.is_none() {
                 return Err(AuthError::Unauthorized {

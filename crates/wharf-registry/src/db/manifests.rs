@@ -140,7 +140,7 @@ pub async fn insert(
 /// Delete a manifest (and, by cascade, every tag pointing at it), and the
 /// repository's link to its bytes, so it is no longer served as a blob either.
 pub async fn delete(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     repository: &RepositoryName,
     digest: &Digest,
 ) -> sqlx::Result<bool> {
@@ -157,7 +157,7 @@ pub async fn delete(
     )
     .bind(repository.as_str())
     .bind(digest.to_string())
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(gone.is_some())
 }

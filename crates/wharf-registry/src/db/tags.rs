@@ -24,14 +24,18 @@ pub async fn upsert(
 }
 
 /// Remove a tag; true if it existed.
-pub async fn delete(pool: &PgPool, repository: &RepositoryName, tag: &str) -> sqlx::Result<bool> {
+pub async fn delete(
+    conn: &mut PgConnection,
+    repository: &RepositoryName,
+    tag: &str,
+) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "DELETE FROM tags t USING repositories r
           WHERE r.id = t.repository_id AND r.name = $1 AND t.name = $2",
     )
     .bind(repository.as_str())
     .bind(tag)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
 }

@@ -90,14 +90,14 @@ pub async fn get(
         )));
     }
     if let Ok(digest) = Digest::parse(&stored.digest) {
-        reg.events.record(RegistryEvent::ManifestPulled {
+        reg.events.record_pull(RegistryEvent::ManifestPulled {
             repository: name.clone(),
             digest,
             tag: match reference {
                 Reference::Tag(t) => Some(t.as_str().to_owned()),
                 Reference::Digest(_) => None,
             },
-            principal: who.name,
+            actor: who,
         });
     }
     Ok(resp.body(stored.content))
@@ -204,18 +204,18 @@ pub async fn put(
     for tag in &tags {
         db::tags::upsert(&mut tx, repository_id, tag.as_str(), manifest_id).await?;
     }
-    tx.commit().await?;
-
     for tag in &tag_names {
-        reg.events.record(RegistryEvent::ManifestPushed {
+        let event = RegistryEvent::ManifestPushed {
             repository: name.clone(),
             digest: digest.clone(),
             tag: tag.map(str::to_owned),
             media_type: manifest.media_type.clone(),
             size: bytes.len() as u64,
-            principal: who.name.clone(),
-        });
+            actor: who.clone(),
+        };
+        reg.events.record_change(&mut tx, &event).await?;
     }
+    tx.commit().await?;
 
     let mut resp = HttpResponse::Created();
     resp.insert_header((header::LOCATION, format!("/v2/{name}/manifests/{digest}")))
@@ -267,31 +267,34 @@ pub async fn delete(
     reference: &Reference,
     who: Principal,
 ) -> Result<HttpResponse> {
-    match reference {
+    let mut tx = reg.pool.begin().await?;
+    let event = match reference {
         Reference::Tag(tag) => {
             reg.admission
                 .admit_delete(name, Some(tag.as_str()), None)
                 .await?;
-            if !db::tags::delete(&reg.pool, name, tag.as_str()).await? {
+            if !db::tags::delete(&mut tx, name, tag.as_str()).await? {
                 return Err(manifest_unknown(reference));
             }
-            reg.events.record(RegistryEvent::TagDeleted {
+            RegistryEvent::TagDeleted {
                 repository: name.clone(),
                 tag: tag.as_str().to_owned(),
-                principal: who.name,
-            });
+                actor: who,
+            }
         }
         Reference::Digest(digest) => {
             reg.admission.admit_delete(name, None, Some(digest)).await?;
-            if !db::manifests::delete(&reg.pool, name, digest).await? {
+            if !db::manifests::delete(&mut tx, name, digest).await? {
                 return Err(manifest_unknown(reference));
             }
-            reg.events.record(RegistryEvent::ManifestDeleted {
+            RegistryEvent::ManifestDeleted {
                 repository: name.clone(),
                 digest: digest.clone(),
-                principal: who.name,
-            });
+                actor: who,
+            }
         }
-    }
+    };
+    reg.events.record_change(&mut tx, &event).await?;
+    tx.commit().await?;
     Ok(HttpResponse::Accepted().finish())
 }

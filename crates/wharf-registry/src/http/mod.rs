@@ -52,11 +52,7 @@ fn method_not_allowed() -> RegistryError {
 }
 
 async fn authorize(req: &HttpRequest, reg: &Inner, access: Access) -> Result<Principal> {
-    let authorization = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    Ok(reg.authorizer.authorize(authorization, &[access]).await?)
+    Ok(reg.authorizer.authorize(req, &[access]).await?)
 }
 
 fn repo_access(name: &wharf_oci::RepositoryName, actions: &[Action]) -> Access {
