@@ -18,6 +18,12 @@ pub enum RegistryError {
     /// 401 with a challenge.
     #[error("unauthorized: {message}")]
     Unauthorized { challenge: String, message: String },
+    /// 429 with `Retry-After`.
+    #[error("too many requests: {message}")]
+    TooManyRequests {
+        retry_after_secs: u64,
+        message: String,
+    },
     /// 416 on an out-of-order chunk; carries the upload's current `Range`.
     #[error("chunk does not start at the upload's current offset")]
     RangeNotSatisfiable {
@@ -90,6 +96,13 @@ impl From<AuthError> for RegistryError {
                 ErrorCode::NameUnknown,
                 "repository name not known to registry",
             ),
+            AuthError::TooManyRequests {
+                retry_after_secs,
+                message,
+            } => RegistryError::TooManyRequests {
+                retry_after_secs,
+                message,
+            },
         }
     }
 }
@@ -113,6 +126,7 @@ impl ResponseError for RegistryError {
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST)
             }
             RegistryError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            RegistryError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             RegistryError::RangeNotSatisfiable { .. }
             | RegistryError::BlobRangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             RegistryError::Database(_) | RegistryError::Store(_) => {
@@ -133,6 +147,18 @@ impl ResponseError for RegistryError {
                 if let Ok(v) = HeaderValue::from_str(challenge) {
                     resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
+                resp
+            }
+            RegistryError::TooManyRequests {
+                retry_after_secs,
+                message,
+            } => {
+                let mut resp = json_error(
+                    status,
+                    &DistributionError::new(ErrorCode::TooManyRequests, message.clone()),
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
                 resp
             }
             RegistryError::RangeNotSatisfiable {

@@ -61,6 +61,11 @@ pub enum AuthError {
     Denied { message: String },
     /// The repository must not be acknowledged to this caller: 404.
     NameUnknown,
+    /// Too many failed logins from this client or for this account: 429.
+    TooManyRequests {
+        retry_after_secs: u64,
+        message: String,
+    },
 }
 
 /// Decides whether the caller (identified from the request: its

@@ -9,17 +9,28 @@
 //!
 //! Mount with [`configure`] inside the `/api/v2.0` scope.
 
+mod audit_logs;
 pub mod error;
+mod members;
 pub mod paging;
+mod projects;
+pub mod query;
+mod robots;
+mod system;
+mod users;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use sqlx::PgPool;
 use std::future::{Ready, ready};
 
-pub use error::ApiError;
+pub use error::{ApiError, ApiResult};
 pub use paging::{PageParams, paginated};
+pub use query::{Matcher, Query};
 
-use crate::security::Caller;
+use crate::error::Error;
+use crate::projects::{get_project, get_project_by_name};
+use crate::security::{Caller, ProjectAccess};
 
 /// Facts about this installation the API reports (`/systeminfo`) and needs
 /// (absolute links), provided by the gateway as app data.
@@ -35,9 +46,32 @@ pub struct ApiSettings {
     pub robot_prefix: String,
 }
 
-/// Mount every API route (paths relative to the `/api/v2.0` scope).
+/// Mount every API route (paths relative to the `/api/v2.0` scope). Needs
+/// `web::Data<PgPool>` and `web::Data<ApiSettings>` in the app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let _ = cfg;
+    users::configure(cfg);
+    projects::configure(cfg);
+    members::configure(cfg);
+    robots::configure(cfg);
+    audit_logs::configure(cfg);
+    system::configure(cfg);
+}
+
+/// The OpenAPI document of every route [`configure`] mounts (paths relative
+/// to `/api/v2.0`, which is the document's server URL).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = system::Doc::openapi();
+    for part in [
+        users::Doc::openapi(),
+        projects::Doc::openapi(),
+        members::Doc::openapi(),
+        robots::Doc::openapi(),
+        audit_logs::Doc::openapi(),
+    ] {
+        doc.merge(part);
+    }
+    doc
 }
 
 impl FromRequest for Caller {
@@ -51,5 +85,88 @@ impl FromRequest for Caller {
             .cloned()
             .unwrap_or_else(|| Caller::anonymous(req.peer_addr().map(|a| a.ip().to_string())));
         ready(Ok(caller))
+    }
+}
+
+/// The project named by a `{project_name_or_id}` path segment, and what the
+/// caller may do in it. A number is an id unless the request says
+/// `X-Is-Resource-Name: true` (Harbor's rule). A project the caller may not
+/// see is "not found", exactly like one that does not exist, so private
+/// projects do not leak their existence.
+pub async fn project_access(
+    req: &HttpRequest,
+    pool: &PgPool,
+    caller: &Caller,
+    name_or_id: &str,
+) -> ApiResult<ProjectAccess> {
+    let is_name = req
+        .headers()
+        .get("x-is-resource-name")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let found = match name_or_id.parse::<i64>() {
+        Ok(id) if !is_name => get_project(pool, id).await,
+        _ => get_project_by_name(pool, name_or_id).await,
+    };
+    let project = match found {
+        Ok(project) => project,
+        Err(Error::NotFound) => return Err(project_not_found(name_or_id)),
+        Err(e) => return Err(e.into()),
+    };
+    let access = ProjectAccess::load(pool, &caller.principal, project).await?;
+    if !access.can_see() {
+        return Err(project_not_found(name_or_id));
+    }
+    Ok(access)
+}
+
+fn project_not_found(name_or_id: &str) -> ApiError {
+    ApiError::not_found(format!("project {name_or_id} not found"))
+}
+
+/// Require `action` on `resource` in the project: 401 for anonymous callers
+/// (they may sign in), 403 for everyone else.
+pub fn require(
+    caller: &Caller,
+    access: &ProjectAccess,
+    resource: &str,
+    action: &str,
+) -> ApiResult<()> {
+    if access.allows(resource, action) {
+        return Ok(());
+    }
+    Err(denied(caller, resource, action))
+}
+
+/// Require the system-level `action` on `resource`.
+pub fn require_system(caller: &Caller, resource: &str, action: &str) -> ApiResult<()> {
+    if caller.principal.can_system(resource, action) {
+        return Ok(());
+    }
+    Err(denied(caller, resource, action))
+}
+
+/// Require a signed-in caller.
+pub fn require_authenticated(caller: &Caller) -> ApiResult<()> {
+    if caller.principal.is_authenticated() {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("sign in first: send credentials"))
+    }
+}
+
+fn denied(caller: &Caller, resource: &str, action: &str) -> ApiError {
+    let what = if resource.is_empty() {
+        "project".to_owned()
+    } else {
+        resource.to_owned()
+    };
+    if caller.principal.is_authenticated() {
+        ApiError::forbidden(format!(
+            "{} is not allowed to {action} {what}",
+            caller.principal.audit_name()
+        ))
+    } else {
+        ApiError::unauthorized(format!("sign in to {action} {what}"))
     }
 }
