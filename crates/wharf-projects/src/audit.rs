@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 use wharf_registry::seams::{EventSink, RegistryEvent};
 
 use crate::error::Result;
+use crate::robots::PermissionKind;
+use crate::roles::Role;
+use crate::security::Principal;
 use crate::{Listing, Page};
 
 /// One entry to write.
@@ -81,6 +84,11 @@ pub struct AuditQuery {
     pub operation: Option<String>,
     pub resource_type: Option<String>,
     pub resource_contains: Option<String>,
+    /// Only entries about exactly this resource.
+    pub resource: Option<String>,
+    pub username_contains: Option<String>,
+    pub operation_contains: Option<String>,
+    pub resource_type_contains: Option<String>,
     /// Only entries at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Only entries at or before this time.
@@ -92,10 +100,14 @@ pub struct AuditQuery {
 
 /// Entries matching `query`, newest first unless asked otherwise.
 pub async fn list(pool: &PgPool, query: &AuditQuery) -> Result<Listing<AuditLog>> {
-    let pattern = query
-        .resource_contains
-        .as_deref()
-        .map(|s| format!("%{}%", crate::users::escape_like(s)));
+    let like = |text: &Option<String>| {
+        text.as_deref()
+            .map(|s| format!("%{}%", crate::users::escape_like(s)))
+    };
+    let pattern = like(&query.resource_contains);
+    let username_like = like(&query.username_contains);
+    let operation_like = like(&query.operation_contains);
+    let resource_type_like = like(&query.resource_type_contains);
     let (limit, offset) = query.page.limit_offset();
     let filter = "($1::bigint[] IS NULL OR project_id = ANY($1))
           AND ($2::text IS NULL OR username = $2)
@@ -103,7 +115,11 @@ pub async fn list(pool: &PgPool, query: &AuditQuery) -> Result<Listing<AuditLog>
           AND ($4::text IS NULL OR resource_type = $4)
           AND ($5::text IS NULL OR resource LIKE $5)
           AND ($6::timestamptz IS NULL OR op_time >= $6)
-          AND ($7::timestamptz IS NULL OR op_time <= $7)";
+          AND ($7::timestamptz IS NULL OR op_time <= $7)
+          AND ($8::text IS NULL OR resource = $8)
+          AND ($9::text IS NULL OR username LIKE $9)
+          AND ($10::text IS NULL OR operation LIKE $10)
+          AND ($11::text IS NULL OR resource_type LIKE $11)";
     let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM audit_logs WHERE {filter}"
     )))
@@ -114,6 +130,10 @@ pub async fn list(pool: &PgPool, query: &AuditQuery) -> Result<Listing<AuditLog>
     .bind(&pattern)
     .bind(query.since)
     .bind(query.until)
+    .bind(&query.resource)
+    .bind(&username_like)
+    .bind(&operation_like)
+    .bind(&resource_type_like)
     .fetch_one(pool)
     .await?;
     let order = if query.oldest_first { "ASC" } else { "DESC" };
@@ -121,7 +141,7 @@ pub async fn list(pool: &PgPool, query: &AuditQuery) -> Result<Listing<AuditLog>
         "SELECT id, project_id, username, operation, operation_description, operation_result,
                 resource_type, resource, client_addr, op_time
          FROM audit_logs WHERE {filter}
-         ORDER BY op_time {order}, id {order} LIMIT $8 OFFSET $9"
+         ORDER BY op_time {order}, id {order} LIMIT $12 OFFSET $13"
     )))
     .bind(&query.project_ids)
     .bind(&query.username)
@@ -130,11 +150,62 @@ pub async fn list(pool: &PgPool, query: &AuditQuery) -> Result<Listing<AuditLog>
     .bind(&pattern)
     .bind(query.since)
     .bind(query.until)
+    .bind(&query.resource)
+    .bind(&username_like)
+    .bind(&operation_like)
+    .bind(&resource_type_like)
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
     Ok(Listing { items, total })
+}
+
+/// Which projects' entries `principal` may read: `None` for every entry
+/// (system administrators and robots granted the system `audit-log:list`),
+/// otherwise the live projects where it holds `log:list` (by role, or by a
+/// robot grant; a robot's `*` grant covers every project but not system
+/// entries). Anonymous callers get none.
+pub async fn readable_projects(pool: &PgPool, principal: &Principal) -> Result<Option<Vec<i64>>> {
+    if principal.is_sysadmin() || principal.can_system("audit-log", "list") {
+        return Ok(None);
+    }
+    match principal {
+        Principal::Anonymous => Ok(Some(Vec::new())),
+        Principal::User(user) => {
+            let memberships: Vec<(i64, i16)> = sqlx::query_as(
+                "SELECT pm.project_id, pm.role FROM project_members pm
+                 JOIN projects p ON p.id = pm.project_id AND NOT p.deleted
+                 WHERE pm.entity_type = 'u' AND pm.entity_id = $1",
+            )
+            .bind(user.id)
+            .fetch_all(pool)
+            .await?;
+            Ok(Some(
+                memberships
+                    .into_iter()
+                    .filter(|&(_, role)| Role::from_id(role).is_some_and(|r| r.can("log", "list")))
+                    .map(|(id, _)| id)
+                    .collect(),
+            ))
+        }
+        Principal::Robot { robot, .. } => {
+            let grants_log = |p: &&crate::robots::RobotPermission| {
+                p.kind == PermissionKind::Project
+                    && p.access
+                        .iter()
+                        .any(|a| a.resource == "log" && a.action == "list")
+            };
+            let granted: Vec<_> = robot.permissions.iter().filter(grants_log).collect();
+            if granted.iter().any(|p| p.namespace == "*") {
+                let all: Vec<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE NOT deleted")
+                    .fetch_all(pool)
+                    .await?;
+                return Ok(Some(all));
+            }
+            Ok(Some(granted.iter().filter_map(|p| p.project_id).collect()))
+        }
+    }
 }
 
 /// How many pulls are written in one insert at most.

@@ -186,3 +186,138 @@ pub async fn member_roles(
     .await?;
     ids.into_iter().map(role_from_db).collect()
 }
+
+/// Filter and page for [`search_members`].
+#[derive(Debug, Clone, Default)]
+pub struct MemberQuery {
+    /// Only members whose name contains this text (case-insensitive).
+    pub entity_name_contains: Option<String>,
+    /// Which page.
+    pub page: crate::Page,
+}
+
+/// The members of a project matching `query`, by username, one page at a time.
+pub async fn search_members(
+    db: impl Acquire<'_, Database = Postgres>,
+    project_id: i64,
+    query: &MemberQuery,
+) -> Result<crate::Listing<Member>> {
+    let mut conn = db.acquire().await?;
+    let pattern = query
+        .entity_name_contains
+        .as_deref()
+        .map(|s| format!("%{}%", crate::users::escape_like(s)));
+    let (limit, offset) = query.page.limit_offset();
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*)
+         FROM project_members pm JOIN users u ON u.id = pm.entity_id AND NOT u.deleted
+         WHERE pm.project_id = $1 AND pm.entity_type = 'u'
+           AND ($2::text IS NULL OR u.username ILIKE $2)",
+    )
+    .bind(project_id)
+    .bind(&pattern)
+    .fetch_one(&mut *conn)
+    .await?;
+    let items = sqlx::query_as::<_, MemberRow>(
+        "SELECT pm.id, pm.project_id, pm.entity_id AS user_id, u.username, pm.role, pm.created_at
+         FROM project_members pm JOIN users u ON u.id = pm.entity_id AND NOT u.deleted
+         WHERE pm.project_id = $1 AND pm.entity_type = 'u'
+           AND ($2::text IS NULL OR u.username ILIKE $2)
+         ORDER BY u.username, pm.id LIMIT $3 OFFSET $4",
+    )
+    .bind(project_id)
+    .bind(&pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(Member::try_from)
+    .collect::<Result<Vec<_>>>()?;
+    Ok(crate::Listing { items, total })
+}
+
+/// Change the role of membership `member_id` in project `project_id`.
+pub async fn update_member_role_by_id(
+    db: impl PgExecutor<'_>,
+    project_id: i64,
+    member_id: i64,
+    role: Role,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE project_members SET role = $3, updated_at = now()
+         WHERE project_id = $1 AND id = $2",
+    )
+    .bind(project_id)
+    .bind(member_id)
+    .bind(role.id())
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// End membership `member_id` of project `project_id`.
+pub async fn remove_member_by_id(
+    db: impl PgExecutor<'_>,
+    project_id: i64,
+    member_id: i64,
+) -> Result<()> {
+    let done = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND id = $2")
+        .bind(project_id)
+        .bind(member_id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// How many live members hold each role in a project (roles nobody holds
+/// are absent).
+pub async fn member_role_counts(
+    db: impl PgExecutor<'_>,
+    project_id: i64,
+) -> Result<std::collections::BTreeMap<Role, i64>> {
+    let rows: Vec<(i16, i64)> = sqlx::query_as(
+        "SELECT pm.role, count(*)
+         FROM project_members pm JOIN users u ON u.id = pm.entity_id AND NOT u.deleted
+         WHERE pm.project_id = $1 AND pm.entity_type = 'u'
+         GROUP BY pm.role",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|(role, count)| Ok((role_from_db(role)?, count)))
+        .collect()
+}
+
+/// The roles `user_id` holds in each of `project_ids` (projects where the
+/// user is no member are absent), for listings that show the caller's role.
+pub async fn roles_in_projects(
+    db: impl PgExecutor<'_>,
+    user_id: i64,
+    project_ids: &[i64],
+) -> Result<std::collections::BTreeMap<i64, Vec<Role>>> {
+    let rows: Vec<(i64, i16)> = sqlx::query_as(
+        "SELECT project_id, role FROM project_members
+         WHERE entity_type = 'u' AND entity_id = $1 AND project_id = ANY($2)
+         ORDER BY project_id, role",
+    )
+    .bind(user_id)
+    .bind(project_ids)
+    .fetch_all(db)
+    .await?;
+    let mut by_project: std::collections::BTreeMap<i64, Vec<Role>> = Default::default();
+    for (project_id, role) in rows {
+        by_project
+            .entry(project_id)
+            .or_default()
+            .push(role_from_db(role)?);
+    }
+    Ok(by_project)
+}

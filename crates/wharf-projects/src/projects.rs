@@ -482,3 +482,138 @@ pub async fn ensure_library_project(db: impl Acquire<'_, Database = Postgres>) -
     tx.commit().await?;
     Ok(project)
 }
+
+/// A column projects can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectSort {
+    Id,
+    Name,
+    CreationTime,
+    UpdateTime,
+}
+
+impl ProjectSort {
+    fn column(self) -> &'static str {
+        match self {
+            ProjectSort::Id => "p.id",
+            ProjectSort::Name => "p.name",
+            ProjectSort::CreationTime => "p.created_at",
+            ProjectSort::UpdateTime => "p.updated_at",
+        }
+    }
+}
+
+/// Who sees which projects, the filters, order and page for
+/// [`search_projects`] (Harbor's `GET /projects`). Public projects are
+/// always visible; `see_all`, `member` and `granted` add the others.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectSearch {
+    /// Every project is visible (system administrators, robots covering `*`).
+    pub see_all: bool,
+    /// Projects this user is a member of are visible.
+    pub member: Option<i64>,
+    /// These projects are visible (a robot's granted projects).
+    pub granted: Vec<i64>,
+    /// Match on the project name.
+    pub name: Option<crate::users::TextMatch>,
+    /// Only public (`Some(true)`) or private (`Some(false)`) projects.
+    pub public: Option<bool>,
+    /// Only projects owned by this username.
+    pub owner: Option<String>,
+    /// Only these project ids.
+    pub ids: Option<Vec<i64>>,
+    /// Sort keys, each with `true` for descending; ties and an empty list
+    /// fall back to the name.
+    pub sort: Vec<(ProjectSort, bool)>,
+    /// Which page.
+    pub page: Page,
+}
+
+/// Live projects visible under `search` and matching its filters.
+pub async fn search_projects(
+    db: impl Acquire<'_, Database = Postgres>,
+    search: &ProjectSearch,
+) -> Result<Listing<Project>> {
+    use crate::users::TextMatch;
+    let mut conn = db.acquire().await?;
+    let (limit, offset) = search.page.limit_offset();
+    // $1 sees all, $2 member user, $3 granted ids, $4/$5 name exact/pattern,
+    // $6 public, $7 owner name, $8 id list.
+    let filter = "NOT p.deleted
+          AND ($1 OR COALESCE(m.value = 'true', false) OR p.id = ANY($3) OR EXISTS (
+                SELECT 1 FROM project_members pm
+                WHERE pm.project_id = p.id AND pm.entity_type = 'u' AND pm.entity_id = $2))
+          AND ($4::text IS NULL OR p.name = $4)
+          AND ($5::text IS NULL OR p.name LIKE $5)
+          AND ($6::bool IS NULL OR COALESCE(m.value = 'true', false) = $6)
+          AND ($7::text IS NULL OR u.username = $7)
+          AND ($8::bigint[] IS NULL OR p.id = ANY($8))";
+    let from = "projects p
+         JOIN users u ON u.id = p.owner_id
+         LEFT JOIN project_metadata m ON m.project_id = p.id AND m.name = 'public'";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {from} WHERE {filter}"
+    )))
+    .bind(search.see_all)
+    .bind(search.member)
+    .bind(&search.granted)
+    .bind(TextMatch::exact(search.name.as_ref()))
+    .bind(TextMatch::pattern(search.name.as_ref()))
+    .bind(search.public)
+    .bind(&search.owner)
+    .bind(&search.ids)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut order: Vec<String> = search
+        .sort
+        .iter()
+        .map(|(key, desc)| format!("{} {}", key.column(), if *desc { "DESC" } else { "ASC" }))
+        .collect();
+    order.push("p.name ASC".into());
+    let rows = sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.storage_limit,
+                p.created_at, p.updated_at
+         FROM {from} WHERE {filter}
+         ORDER BY {} LIMIT $9 OFFSET $10",
+        order.join(", ")
+    )))
+    .bind(search.see_all)
+    .bind(search.member)
+    .bind(&search.granted)
+    .bind(TextMatch::exact(search.name.as_ref()))
+    .bind(TextMatch::pattern(search.name.as_ref()))
+    .bind(search.public)
+    .bind(&search.owner)
+    .bind(&search.ids)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = attach_metadata(&mut conn, rows).await?;
+    Ok(Listing { items, total })
+}
+
+/// How many repositories each of these projects holds (by project name;
+/// projects without repositories are absent from the map).
+pub async fn repository_counts(
+    db: impl PgExecutor<'_>,
+    project_names: &[String],
+) -> Result<BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT project, count(*) FROM repositories WHERE project = ANY($1) GROUP BY project",
+    )
+    .bind(project_names)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// How many repositories the project named `project_name` holds.
+pub async fn repository_count(db: impl PgExecutor<'_>, project_name: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM repositories WHERE project = $1")
+            .bind(project_name)
+            .fetch_one(db)
+            .await?,
+    )
+}

@@ -308,7 +308,56 @@ pub struct RobotQuery {
     pub project_id: Option<i64>,
     /// Only robots whose stored name contains this text.
     pub name_contains: Option<String>,
+    /// Only the robot with exactly this stored name (`ci`, `library+ci`).
+    pub name: Option<String>,
+    /// Order of the rows; the id breaks ties (and is the order when empty).
+    pub sort: Vec<RobotSort>,
     pub page: Page,
+}
+
+/// A column robots can be ordered by (Harbor's `sort` keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RobotSortKey {
+    Id,
+    Name,
+    CreationTime,
+    UpdateTime,
+    ExpiresAt,
+    Duration,
+}
+
+impl RobotSortKey {
+    /// The key with Harbor's name (`creation_time`, ...), if there is one.
+    pub fn parse(key: &str) -> Option<Self> {
+        Some(match key {
+            "id" => RobotSortKey::Id,
+            "name" => RobotSortKey::Name,
+            "creation_time" => RobotSortKey::CreationTime,
+            "update_time" => RobotSortKey::UpdateTime,
+            "expires_at" => RobotSortKey::ExpiresAt,
+            "duration" => RobotSortKey::Duration,
+            _ => return None,
+        })
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            RobotSortKey::Id => "id",
+            RobotSortKey::Name => "name",
+            RobotSortKey::CreationTime => "created_at",
+            RobotSortKey::UpdateTime => "updated_at",
+            // Never-expiring robots (NULL) sort as the latest expiry.
+            RobotSortKey::ExpiresAt => "coalesce(expires_at, 'infinity'::timestamptz)",
+            RobotSortKey::Duration => "duration_days",
+        }
+    }
+}
+
+/// One ordering term of [`RobotQuery::sort`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RobotSort {
+    pub key: RobotSortKey,
+    pub descending: bool,
 }
 
 fn check_duration(days: i64) -> Result<()> {
@@ -644,6 +693,21 @@ pub async fn get_robot(db: impl Acquire<'_, Database = Postgres>, id: i64) -> Re
     load(&mut conn, id).await
 }
 
+/// The robot with this stored name (`ci`, `<project>+ci`; without the login
+/// prefix), whatever its state: callers check `disabled` and expiry.
+pub async fn get_robot_by_name(
+    db: impl Acquire<'_, Database = Postgres>,
+    name: &str,
+) -> Result<Robot> {
+    let mut conn = db.acquire().await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM robots WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(Error::NotFound)?;
+    load(&mut conn, id).await
+}
+
 /// Check a robot's login name (with `prefix`) and secret. `Ok(None)` when no
 /// such robot exists or the secret is wrong; a disabled or expired robot is
 /// returned so the caller can say why it was refused (after the secret
@@ -674,7 +738,7 @@ pub async fn authenticate_robot(
     Ok(Some(load(&mut conn, id).await?))
 }
 
-/// Robots one page at a time, by id.
+/// Robots one page at a time, in the order asked for (by id by default).
 pub async fn list_robots(
     db: impl Acquire<'_, Database = Postgres>,
     query: &RobotQuery,
@@ -688,21 +752,34 @@ pub async fn list_robots(
     let (limit, offset) = query.page.limit_offset();
     let filter = "($1::bool IS NULL OR (project_id IS NOT NULL) = $1)
                   AND ($2::bigint IS NULL OR project_id = $2)
-                  AND ($3::text IS NULL OR name LIKE $3)";
+                  AND ($3::text IS NULL OR name LIKE $3)
+                  AND ($4::text IS NULL OR name = $4)";
     let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM robots WHERE {filter}"
     )))
     .bind(level)
     .bind(query.project_id)
     .bind(&pattern)
+    .bind(&query.name)
     .fetch_one(&mut *conn)
     .await?;
+    let mut order: Vec<String> = query
+        .sort
+        .iter()
+        .map(|s| {
+            let direction = if s.descending { "DESC" } else { "ASC" };
+            format!("{} {direction}", s.key.column())
+        })
+        .collect();
+    order.push("id ASC".to_owned());
+    let order = order.join(", ");
     let rows = sqlx::query_as::<_, RobotRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {ROBOT_COLUMNS} FROM robots WHERE {filter} ORDER BY id LIMIT $4 OFFSET $5"
+        "SELECT {ROBOT_COLUMNS} FROM robots WHERE {filter} ORDER BY {order} LIMIT $5 OFFSET $6"
     )))
     .bind(level)
     .bind(query.project_id)
     .bind(&pattern)
+    .bind(&query.name)
     .bind(limit)
     .bind(offset)
     .fetch_all(&mut *conn)

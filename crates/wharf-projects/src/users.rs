@@ -348,3 +348,136 @@ pub async fn ensure_admin(
     );
     Ok(generated)
 }
+
+/// How a text filter of a search matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextMatch {
+    /// The whole value equals the text.
+    Exact(String),
+    /// The value contains the text (case-insensitive).
+    Contains(String),
+}
+
+impl TextMatch {
+    /// The text for an exact comparison, if this is one.
+    pub(crate) fn exact(this: Option<&TextMatch>) -> Option<&str> {
+        match this {
+            Some(TextMatch::Exact(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A `LIKE` pattern for a containment test, if this is one.
+    pub(crate) fn pattern(this: Option<&TextMatch>) -> Option<String> {
+        match this {
+            Some(TextMatch::Contains(text)) => Some(format!("%{}%", escape_like(text))),
+            _ => None,
+        }
+    }
+}
+
+/// A column users can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    Id,
+    Username,
+    Email,
+    CreationTime,
+    UpdateTime,
+}
+
+impl UserSort {
+    fn column(self) -> &'static str {
+        match self {
+            UserSort::Id => "id",
+            UserSort::Username => "username",
+            UserSort::Email => "email",
+            UserSort::CreationTime => "created_at",
+            UserSort::UpdateTime => "updated_at",
+        }
+    }
+}
+
+/// Filters, order and page for [`search_users`] (Harbor's `GET /users`).
+#[derive(Debug, Clone, Default)]
+pub struct UserSearch {
+    /// Match on the username.
+    pub username: Option<TextMatch>,
+    /// Match on the e-mail address (exact matches ignore case).
+    pub email: Option<TextMatch>,
+    /// Sort keys, each with `true` for descending; ties and an empty list
+    /// fall back to the id.
+    pub sort: Vec<(UserSort, bool)>,
+    /// Which page.
+    pub page: Page,
+}
+
+/// Live users matching `search`, one page at a time.
+pub async fn search_users(
+    db: impl Acquire<'_, Database = Postgres>,
+    search: &UserSearch,
+) -> Result<Listing<User>> {
+    let mut conn = db.acquire().await?;
+    let (limit, offset) = search.page.limit_offset();
+    let filter = "NOT deleted
+          AND ($1::text IS NULL OR username = $1)
+          AND ($2::text IS NULL OR username ILIKE $2)
+          AND ($3::text IS NULL OR lower(email) = lower($3))
+          AND ($4::text IS NULL OR email ILIKE $4)";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM users WHERE {filter}"
+    )))
+    .bind(TextMatch::exact(search.username.as_ref()))
+    .bind(TextMatch::pattern(search.username.as_ref()))
+    .bind(TextMatch::exact(search.email.as_ref()))
+    .bind(TextMatch::pattern(search.email.as_ref()))
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut order: Vec<String> = search
+        .sort
+        .iter()
+        .map(|(key, desc)| format!("{} {}", key.column(), if *desc { "DESC" } else { "ASC" }))
+        .collect();
+    order.push("id ASC".into());
+    let items = sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!(
+        "SELECT id, username, email, realname, comment, sysadmin_flag, created_at, updated_at
+         FROM users WHERE {filter}
+         ORDER BY {} LIMIT $5 OFFSET $6",
+        order.join(", ")
+    )))
+    .bind(TextMatch::exact(search.username.as_ref()))
+    .bind(TextMatch::pattern(search.username.as_ref()))
+    .bind(TextMatch::exact(search.email.as_ref()))
+    .bind(TextMatch::pattern(search.email.as_ref()))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Listing { items, total })
+}
+
+/// Whether `password` is the user's current password (for "the new password
+/// must differ" and "give your old password" checks).
+pub async fn password_matches(db: impl PgExecutor<'_>, id: i64, password: &str) -> Result<bool> {
+    let hash: Option<Option<String>> =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 AND NOT deleted")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    match hash.flatten() {
+        Some(hash) => Ok(password::verify_blocking(password, &hash).await),
+        None => Ok(false),
+    }
+}
+
+/// The live system administrator with the lowest id (normally `admin`):
+/// the owner of projects that robots create, as in Harbor.
+pub async fn first_sysadmin(db: impl PgExecutor<'_>) -> Result<User> {
+    sqlx::query_as::<_, User>(
+        "SELECT id, username, email, realname, comment, sysadmin_flag, created_at, updated_at
+         FROM users WHERE sysadmin_flag AND NOT deleted ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound)
+}
