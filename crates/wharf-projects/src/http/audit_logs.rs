@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::system::ErrorsBody;
+use super::error::ErrorsBody;
 use super::{
     ApiError, ApiResult, Matcher, PageParams, Query, paginated, require, require_authenticated,
 };

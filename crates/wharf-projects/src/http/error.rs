@@ -3,8 +3,10 @@
 //! are logged with their cause and answered with an opaque 500.
 
 use actix_web::http::StatusCode;
+use actix_web::web;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::Error;
 
@@ -140,3 +142,37 @@ impl From<sqlx::Error> for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Harbor's error envelope (schema `Errors`), the body of every error
+/// response.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Errors)]
+pub struct ErrorsBody {
+    pub errors: Vec<ErrorBody>,
+}
+
+/// One error of [`ErrorsBody`] (schema `Error`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// `BAD_REQUEST`, `UNAUTHORIZED`, `FORBIDDEN`, `DENIED`, `NOT_FOUND`,
+    /// `CONFLICT`, `PRECONDITION`, `TOO_MANY_REQUEST` or `UNKNOWN`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// A resource whose JSON, path and query extractors answer malformed input
+/// with Harbor's 400 envelope instead of actix's plain-text errors.
+pub(super) fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path)
+        .app_data(web::JsonConfig::default().error_handler(|err, _| {
+            ApiError::bad_request(format!("invalid JSON body: {err}")).into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|err, _| {
+            ApiError::bad_request(format!("invalid path parameter: {err}")).into()
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::bad_request(format!("invalid query parameter: {err}")).into()
+        }))
+}

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::users::{BasicAuth, ErrorItem, Errors, created_at, resource};
+use super::created_at;
+use super::error::{ErrorsBody, resource};
 use super::{ApiError, ApiResult, PageParams, paginated, project_access, require};
 use crate::audit::{self, AuditEntry};
 use crate::error::Error;
@@ -35,11 +36,8 @@ use crate::users::{get_user, get_user_by_name};
         ProjectMember,
         UserEntity,
         UserGroup,
-        RoleRequest,
-        Errors,
-        ErrorItem
+        RoleRequest
     )),
-    modifiers(&BasicAuth),
     tags((name = "member", description = "Project members"))
 )]
 pub struct Doc;
@@ -206,9 +204,9 @@ fn entry<'a>(
     ),
     responses(
         (status = 200, description = "One page of members; X-Total-Count and Link headers", body = [ProjectMemberEntity]),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to list members", body = Errors),
-        (status = 404, description = "No such project, or not visible to the caller", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to list members", body = ErrorsBody),
+        (status = 404, description = "No such project, or not visible to the caller", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -242,11 +240,11 @@ async fn list_members(
     request_body = ProjectMember,
     responses(
         (status = 201, description = "Added; Location is .../members/{mid}"),
-        (status = 400, description = "Unknown role, no user given, or a group", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to add members", body = Errors),
-        (status = 404, description = "No such project or user", body = Errors),
-        (status = 409, description = "Already a member", body = Errors),
+        (status = 400, description = "Unknown role, no user given, or a group", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to add members", body = ErrorsBody),
+        (status = 404, description = "No such project or user", body = ErrorsBody),
+        (status = 409, description = "Already a member", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -328,9 +326,9 @@ async fn create_member(
     ),
     responses(
         (status = 200, description = "The membership", body = ProjectMemberEntity),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to read members", body = Errors),
-        (status = 404, description = "No such project or membership", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to read members", body = ErrorsBody),
+        (status = 404, description = "No such project or membership", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -359,10 +357,10 @@ async fn get_member_handler(
     request_body = RoleRequest,
     responses(
         (status = 200, description = "Changed"),
-        (status = 400, description = "Unknown role", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to update members, or your own membership", body = Errors),
-        (status = 404, description = "No such project or membership", body = Errors),
+        (status = 400, description = "Unknown role", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to update members, or your own membership", body = ErrorsBody),
+        (status = 404, description = "No such project or membership", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -411,9 +409,9 @@ async fn update_member(
     ),
     responses(
         (status = 200, description = "Removed"),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to remove members, or your own membership", body = Errors),
-        (status = 404, description = "No such project or membership", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to remove members, or your own membership", body = ErrorsBody),
+        (status = 404, description = "No such project or membership", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]

@@ -20,7 +20,7 @@ mod system;
 mod users;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use sqlx::PgPool;
 use std::future::{Ready, ready};
 
@@ -31,6 +31,14 @@ pub use query::{Matcher, Query};
 use crate::error::Error;
 use crate::projects::{get_project, get_project_by_name};
 use crate::security::{Caller, ProjectAccess};
+
+/// The `Location` of a resource just created under the request's path.
+pub(crate) fn created_at(req: &HttpRequest, id: impl std::fmt::Display) -> HttpResponse {
+    let location = format!("{}/{id}", req.path().trim_end_matches('/'));
+    HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
+}
 
 /// Facts about this installation the API reports (`/systeminfo`) and needs
 /// (absolute links), provided by the gateway as app data.

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use super::error::{ErrorsBody, resource};
 use super::query::{Matcher, Query};
-use super::users::{BasicAuth, ErrorItem, Errors, parse_sort, resource, text_filter};
+use super::query::{parse_sort, text_filter};
 use super::{ApiError, ApiResult, PageParams, paginated, project_access, require, require_system};
 use crate::audit::{self, AuditEntry};
 use crate::error::Error;
@@ -62,11 +63,8 @@ use crate::users::{TextMatch, first_sysadmin};
         CveAllowlistItem,
         ProjectDeletable,
         ProjectSummary,
-        ProjectSummaryQuota,
-        Errors,
-        ErrorItem
+        ProjectSummaryQuota
     )),
-    modifiers(&BasicAuth),
     tags(
         (name = "project", description = "Projects"),
         (name = "projectMetadata", description = "Project settings")
@@ -430,7 +428,7 @@ async fn stored_repo_count(pool: &PgPool, project: &StoredProject) -> ApiResult<
     ),
     responses(
         (status = 200, description = "One page of projects; X-Total-Count and Link headers", body = [Project]),
-        (status = 400, description = "Bad query", body = Errors),
+        (status = 400, description = "Bad query", body = ErrorsBody),
     ),
     security((), ("basic" = []))
 )]
@@ -538,10 +536,10 @@ async fn head_project(
     request_body = ProjectReq,
     responses(
         (status = 201, description = "Created; Location is /api/v2.0/projects/{id} (or the name)"),
-        (status = 400, description = "Bad name, metadata or storage limit; proxy cache asked for", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "A robot without project:create", body = Errors),
-        (status = 409, description = "The name is taken", body = Errors),
+        (status = 400, description = "Bad name, metadata or storage limit; proxy cache asked for", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "A robot without project:create", body = ErrorsBody),
+        (status = 409, description = "The name is taken", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -600,9 +598,9 @@ async fn create_project_handler(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     Ok(if by_name {
-        super::users::created_at(&req, &project.name)
+        super::created_at(&req, &project.name)
     } else {
-        super::users::created_at(&req, project.id)
+        super::created_at(&req, project.id)
     })
 }
 
@@ -615,7 +613,7 @@ async fn create_project_handler(
     ),
     responses(
         (status = 200, description = "The project", body = Project),
-        (status = 404, description = "No such project, or not visible to the caller", body = Errors),
+        (status = 404, description = "No such project, or not visible to the caller", body = ErrorsBody),
     ),
     security((), ("basic" = []))
 )]
@@ -648,10 +646,10 @@ async fn get_project(
     request_body = ProjectReq,
     responses(
         (status = 200, description = "Updated"),
-        (status = 400, description = "Bad metadata or storage limit", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to update the project or its quota", body = Errors),
-        (status = 404, description = "No such project, or not visible to the caller", body = Errors),
+        (status = 400, description = "Bad metadata or storage limit", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to update the project or its quota", body = ErrorsBody),
+        (status = 404, description = "No such project, or not visible to the caller", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -720,10 +718,10 @@ const NOT_DELETABLE: &str = "the project contains repositories, can not be delet
     ),
     responses(
         (status = 200, description = "Deleted"),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to delete the project", body = Errors),
-        (status = 404, description = "No such project, or not visible to the caller", body = Errors),
-        (status = 412, description = "The project still holds repositories", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to delete the project", body = ErrorsBody),
+        (status = 404, description = "No such project, or not visible to the caller", body = ErrorsBody),
+        (status = 412, description = "The project still holds repositories", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -771,9 +769,9 @@ async fn delete_project_handler(
     ),
     responses(
         (status = 200, description = "Deletable or why not", body = ProjectDeletable),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to delete the project", body = Errors),
-        (status = 404, description = "No such project, or not visible to the caller", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to delete the project", body = ErrorsBody),
+        (status = 404, description = "No such project, or not visible to the caller", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -806,7 +804,7 @@ async fn project_deletable(
     ),
     responses(
         (status = 200, description = "The summary", body = ProjectSummary),
-        (status = 404, description = "No such project, or not visible to the caller", body = Errors),
+        (status = 404, description = "No such project, or not visible to the caller", body = ErrorsBody),
     ),
     security((), ("basic" = []))
 )]
@@ -913,9 +911,9 @@ fn metadata_not_found(key: &str) -> ApiError {
     ),
     responses(
         (status = 200, description = "The metadata map", body = BTreeMap<String, String>),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to read metadata", body = Errors),
-        (status = 404, description = "No such project, or not visible to the caller", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to read metadata", body = ErrorsBody),
+        (status = 404, description = "No such project, or not visible to the caller", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -941,11 +939,11 @@ async fn list_metadata(
     request_body = BTreeMap<String, String>,
     responses(
         (status = 200, description = "Added"),
-        (status = 400, description = "Not exactly one known key with a valid value", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to create metadata", body = Errors),
-        (status = 404, description = "No such project, or not visible to the caller", body = Errors),
-        (status = 409, description = "The key is already set", body = Errors),
+        (status = 400, description = "Not exactly one known key with a valid value", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to create metadata", body = ErrorsBody),
+        (status = 404, description = "No such project, or not visible to the caller", body = ErrorsBody),
+        (status = 409, description = "The key is already set", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -987,9 +985,9 @@ async fn add_metadata(
     ),
     responses(
         (status = 200, description = "The entry", body = BTreeMap<String, String>),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to read metadata", body = Errors),
-        (status = 404, description = "No such project or key", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to read metadata", body = ErrorsBody),
+        (status = 404, description = "No such project or key", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -1022,10 +1020,10 @@ async fn get_metadata(
     request_body = BTreeMap<String, String>,
     responses(
         (status = 200, description = "Updated"),
-        (status = 400, description = "Bad value, or the body lacks the key", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to update metadata", body = Errors),
-        (status = 404, description = "No such project or key", body = Errors),
+        (status = 400, description = "Bad value, or the body lacks the key", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to update metadata", body = ErrorsBody),
+        (status = 404, description = "No such project or key", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -1072,9 +1070,9 @@ async fn update_metadata(
     ),
     responses(
         (status = 200, description = "Removed"),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not allowed to delete metadata", body = Errors),
-        (status = 404, description = "No such project or key", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not allowed to delete metadata", body = ErrorsBody),
+        (status = 404, description = "No such project or key", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]

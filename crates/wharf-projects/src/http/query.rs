@@ -4,7 +4,8 @@
 //! (`k=(v1 v2)`). Each endpoint says which keys it supports; any other key
 //! is a 400, so a typo never silently returns everything.
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
+use crate::users::TextMatch;
 
 /// How a term matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +115,49 @@ fn parse_value(value: &str) -> Result<Matcher, ApiError> {
         return Ok(Matcher::Intersection(list(inner)));
     }
     Ok(Matcher::Exact(value.to_owned()))
+}
+
+/// Parse Harbor's `sort` (`name,-creation_time`) with the keys an endpoint
+/// supports; an unknown key is a 400.
+pub(super) fn parse_sort<K: Copy>(
+    sort: Option<&str>,
+    keys: &[(&str, K)],
+) -> ApiResult<Vec<(K, bool)>> {
+    let Some(sort) = sort.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    sort.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|term| {
+            let (name, desc) = match term.strip_prefix('-') {
+                Some(name) => (name, true),
+                None => (term, false),
+            };
+            keys.iter()
+                .find(|(k, _)| *k == name)
+                .map(|&(_, key)| (key, desc))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                    ApiError::bad_request(format!(
+                        "cannot sort by {name:?} (supported: {})",
+                        known.join(", ")
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// An exact or fuzzy `q` term as a text filter; other forms are a 400.
+pub(super) fn text_filter(query: &Query, key: &str) -> ApiResult<Option<TextMatch>> {
+    match query.get(key) {
+        None => Ok(None),
+        Some(Matcher::Exact(v)) => Ok(Some(TextMatch::Exact(v.clone()))),
+        Some(Matcher::Fuzzy(v)) => Ok(Some(TextMatch::Contains(v.clone()))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "query key {key} supports only exact (k=v) or fuzzy (k=~v) matching"
+        ))),
+    }
 }
 
 #[cfg(test)]

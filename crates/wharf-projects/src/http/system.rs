@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::error::{ErrorBody, ErrorsBody};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{ApiResult, ApiSettings};
@@ -62,25 +64,6 @@ impl Modify for BasicAuth {
             ),
         );
     }
-}
-
-/// Harbor's error envelope (schema `Errors`), the body of every error
-/// response.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Errors)]
-pub struct ErrorsBody {
-    pub errors: Vec<ErrorBody>,
-}
-
-/// One error of [`ErrorsBody`] (schema `Error`).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorBody {
-    /// `BAD_REQUEST`, `UNAUTHORIZED`, `FORBIDDEN`, `DENIED`, `NOT_FOUND`,
-    /// `CONFLICT`, `PRECONDITION`, `TOO_MANY_REQUEST` or `UNKNOWN`.
-    pub code: String,
-    /// What went wrong, for people.
-    pub message: String,
 }
 
 /// Mount this module's routes.

@@ -10,20 +10,16 @@
 //!
 //! `GET /users/current` answers for users only; a robot gets 412, as in
 //! Harbor, because it has no profile.
-//!
-//! This module also holds the pieces the other API modules share: the
-//! extractor configuration that turns malformed JSON, paths and queries into
-//! Harbor's 400 envelope, the `basic` security scheme and the `Errors`
-//! schema of the OpenAPI document.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::query::{Matcher, Query};
+use super::created_at;
+use super::error::{ErrorsBody, resource};
+use super::query::{Query, parse_sort, text_filter};
 use super::{ApiError, ApiResult, PageParams, paginated, require_authenticated, require_system};
 use crate::audit::{self, AuditEntry};
 use crate::error::Error;
@@ -59,11 +55,8 @@ use crate::users::{
         PasswordReq,
         UserSysAdminFlag,
         UserSearchRespItem,
-        Permission,
-        Errors,
-        ErrorItem
+        Permission
     )),
-    modifiers(&BasicAuth),
     tags((name = "user", description = "Local user accounts"))
 )]
 pub struct Doc;
@@ -87,102 +80,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/users/{user_id}/password").route(web::put().to(update_password)))
     .service(resource("/users/{user_id}/sysadmin").route(web::put().to(update_sysadmin)));
-}
-
-// ---------------------------------------------------------------------------
-// Shared by the API modules.
-
-/// A resource whose JSON, path and query extractors answer malformed input
-/// with Harbor's 400 envelope instead of actix's plain-text errors.
-pub(super) fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path)
-        .app_data(web::JsonConfig::default().error_handler(|err, _| {
-            ApiError::bad_request(format!("invalid JSON body: {err}")).into()
-        }))
-        .app_data(web::PathConfig::default().error_handler(|err, _| {
-            ApiError::bad_request(format!("invalid path parameter: {err}")).into()
-        }))
-        .app_data(web::QueryConfig::default().error_handler(|err, _| {
-            ApiError::bad_request(format!("invalid query parameter: {err}")).into()
-        }))
-}
-
-/// The `basic` security scheme every operation refers to.
-pub(super) struct BasicAuth;
-
-impl Modify for BasicAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
-        );
-    }
-}
-
-/// Harbor's error envelope.
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct Errors {
-    errors: Vec<ErrorItem>,
-}
-
-/// One error of the envelope.
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct ErrorItem {
-    /// `BAD_REQUEST`, `UNAUTHORIZED`, `FORBIDDEN`, `NOT_FOUND`, `CONFLICT`, ...
-    code: String,
-    message: String,
-}
-
-/// The `Location` of a resource just created under the request's path.
-pub(super) fn created_at(req: &HttpRequest, id: impl std::fmt::Display) -> HttpResponse {
-    let location = format!("{}/{id}", req.path().trim_end_matches('/'));
-    HttpResponse::Created()
-        .insert_header((actix_web::http::header::LOCATION, location))
-        .finish()
-}
-
-/// Parse Harbor's `sort` (`name,-creation_time`) with the keys an endpoint
-/// supports; an unknown key is a 400.
-pub(super) fn parse_sort<K: Copy>(
-    sort: Option<&str>,
-    keys: &[(&str, K)],
-) -> ApiResult<Vec<(K, bool)>> {
-    let Some(sort) = sort.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    sort.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|term| {
-            let (name, desc) = match term.strip_prefix('-') {
-                Some(name) => (name, true),
-                None => (term, false),
-            };
-            keys.iter()
-                .find(|(k, _)| *k == name)
-                .map(|&(_, key)| (key, desc))
-                .ok_or_else(|| {
-                    let known: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-                    ApiError::bad_request(format!(
-                        "cannot sort by {name:?} (supported: {})",
-                        known.join(", ")
-                    ))
-                })
-        })
-        .collect()
-}
-
-/// An exact or fuzzy `q` term as a text filter; other forms are a 400.
-pub(super) fn text_filter(query: &Query, key: &str) -> ApiResult<Option<TextMatch>> {
-    match query.get(key) {
-        None => Ok(None),
-        Some(Matcher::Exact(v)) => Ok(Some(TextMatch::Exact(v.clone()))),
-        Some(Matcher::Fuzzy(v)) => Ok(Some(TextMatch::Contains(v.clone()))),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "query key {key} supports only exact (k=v) or fuzzy (k=~v) matching"
-        ))),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -387,9 +284,9 @@ fn entry<'a>(
     ),
     responses(
         (status = 200, description = "One page of users; X-Total-Count and Link headers", body = [UserResp]),
-        (status = 400, description = "Bad query", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not a system administrator", body = Errors),
+        (status = 400, description = "Bad query", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not a system administrator", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -433,10 +330,10 @@ async fn list_users(
     request_body = UserCreationReq,
     responses(
         (status = 201, description = "Created; Location is /api/v2.0/users/{user_id}"),
-        (status = 400, description = "Bad name, e-mail, profile or password", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not a system administrator", body = Errors),
-        (status = 409, description = "Username or e-mail address taken", body = Errors),
+        (status = 400, description = "Bad name, e-mail, profile or password", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not a system administrator", body = ErrorsBody),
+        (status = 409, description = "Username or e-mail address taken", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -475,8 +372,8 @@ async fn create_user_handler(
     get, path = "/users/current", tag = "user", operation_id = "getCurrentUserInfo",
     responses(
         (status = 200, description = "The caller's profile", body = UserResp),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 412, description = "The caller is not a user (a robot)", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 412, description = "The caller is not a user (a robot)", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -551,7 +448,7 @@ const SYSTEM_POLICIES: &[(&str, &str)] = &[
     params(PermissionsParams),
     responses(
         (status = 200, description = "The permissions held in the scope", body = [Permission]),
-        (status = 401, description = "Not signed in", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -626,8 +523,8 @@ async fn visible_project(
     ),
     responses(
         (status = 200, description = "Matching users; X-Total-Count and Link headers", body = [UserSearchRespItem]),
-        (status = 400, description = "No username given", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
+        (status = 400, description = "No username given", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -661,9 +558,9 @@ async fn search_users_handler(
     params(("user_id" = i64, Path, description = "User id")),
     responses(
         (status = 200, description = "The profile", body = UserResp),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Someone else's profile", body = Errors),
-        (status = 404, description = "No such user", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Someone else's profile", body = ErrorsBody),
+        (status = 404, description = "No such user", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -685,11 +582,11 @@ async fn get_user_handler(
     request_body = UserProfile,
     responses(
         (status = 200, description = "Updated"),
-        (status = 400, description = "Bad profile", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Someone else's profile", body = Errors),
-        (status = 404, description = "No such user", body = Errors),
-        (status = 409, description = "E-mail address taken", body = Errors),
+        (status = 400, description = "Bad profile", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Someone else's profile", body = ErrorsBody),
+        (status = 404, description = "No such user", body = ErrorsBody),
+        (status = 409, description = "E-mail address taken", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -727,9 +624,9 @@ async fn update_user(
     params(("user_id" = i64, Path, description = "User id")),
     responses(
         (status = 200, description = "Deleted"),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not an administrator, or yourself, or admin", body = Errors),
-        (status = 404, description = "No such user", body = Errors),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not an administrator, or yourself, or admin", body = ErrorsBody),
+        (status = 404, description = "No such user", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -766,10 +663,10 @@ async fn delete_user_handler(
     request_body = PasswordReq,
     responses(
         (status = 200, description = "Changed"),
-        (status = 400, description = "The new password breaks the policy or equals the old one", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Someone else's password, or the old password is wrong", body = Errors),
-        (status = 404, description = "No such user", body = Errors),
+        (status = 400, description = "The new password breaks the policy or equals the old one", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Someone else's password, or the old password is wrong", body = ErrorsBody),
+        (status = 404, description = "No such user", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
@@ -814,10 +711,10 @@ async fn update_password(
     request_body = UserSysAdminFlag,
     responses(
         (status = 200, description = "Changed"),
-        (status = 400, description = "Bad body", body = Errors),
-        (status = 401, description = "Not signed in", body = Errors),
-        (status = 403, description = "Not an administrator, or yourself", body = Errors),
-        (status = 404, description = "No such user", body = Errors),
+        (status = 400, description = "Bad body", body = ErrorsBody),
+        (status = 401, description = "Not signed in", body = ErrorsBody),
+        (status = 403, description = "Not an administrator, or yourself", body = ErrorsBody),
+        (status = 404, description = "No such user", body = ErrorsBody),
     ),
     security(("basic" = []))
 )]
