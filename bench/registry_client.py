@@ -31,8 +31,16 @@ class Registry:
         return http.client.HTTPConnection(self.host, self.port, timeout=600, blocksize=IO_BLOCK)
 
 
+# Sent on every request when set (bench/run.sh puts a Wharf token here; the
+# reference registry, which runs without authentication, ignores it).
+AUTHORIZATION = os.environ.get("REGISTRY_AUTHORIZATION")
+
+
 def call(conn, method, path, body=None, headers=None, expect=None):
-    conn.request(method, path, body=body, headers=headers or {})
+    headers = dict(headers or {})
+    if AUTHORIZATION:
+        headers["Authorization"] = AUTHORIZATION
+    conn.request(method, path, body=body, headers=headers)
     resp = conn.getresponse()
     data = resp.read()
     if expect is not None and resp.status != expect:

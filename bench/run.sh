@@ -89,7 +89,10 @@ EOF
 
 WHARF_PORT=$(free_port)
 mkdir -p "$WORK/wharf"
+BENCH_ADMIN_PASSWORD=Bench-admin-1
+# Tokens outlive the whole run, so one token serves every measurement.
 env -u WHARF_DATABASE_URL DATABASE_URL="$WHARF_DB_URL" WHARF_LOG_LEVEL=warn \
+    WHARF_ADMIN_PASSWORD="$BENCH_ADMIN_PASSWORD" WHARF_AUTH_TOKEN_LIFETIME_SECS=86400 \
     "$WHARF_BIN" serve --listen "127.0.0.1:$WHARF_PORT" --data-dir "$WORK/wharf" >"$WORK/wharf.log" 2>&1 &
 WHARF_PID=$!
 PIDS+=("$WHARF_PID")
@@ -135,6 +138,13 @@ R[reference_rss_idle]=$(rss_mib "$REF_PID" VmRSS)
 # --- measurements -----------------------------------------------------------------
 REPS=${BENCH_REPS:-3}
 REPO=library/bench
+# Wharf denies by default: every request carries a bearer token for the bench
+# repository, as docker's would. The reference registry runs open and ignores it.
+TOKEN=$(curl -fsS -u "admin:$BENCH_ADMIN_PASSWORD" \
+    "$WHARF_URL/service/token?service=wharf-registry&scope=repository:$REPO:pull,push" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+export REGISTRY_AUTHORIZATION="Bearer $TOKEN"
+AUTH_HEADER="Authorization: $REGISTRY_AUTHORIZATION"
 WHARF_URL="http://127.0.0.1:$WHARF_PORT"
 REF_URL="http://127.0.0.1:$REF_PORT"
 
@@ -166,7 +176,7 @@ for rep in $(seq "$REPS"); do
         settle
         sample "${name}_push_mono" "$("${CLIENT[@]}" push-blob "$base" "$REPO" "$WORK/blob" "$digest")"
         HEAD_DIGEST[$name]=$digest
-        secs=$(curl -fsS -o /dev/null --max-time 600 -w '%{time_total}' "$base/v2/$REPO/blobs/$digest")
+        secs=$(curl -fsS -o /dev/null --max-time 600 -w '%{time_total}' -H "$AUTH_HEADER" "$base/v2/$REPO/blobs/$digest")
         sample "${name}_pull" "$(mb_per_s "$SIZE" "$secs")"
         digest=$(fresh_blob)
         settle
@@ -186,7 +196,7 @@ for name in wharf reference; do
     [[ $name == reference ]] && base=$REF_URL
     "${CLIENT[@]}" small-image "$base" "$REPO" small
     log "$name: manifest GET, wrk -c32 -t2 -d10s"
-    R[${name}_manifest_rps]=$(wrk -c32 -t2 -d10s -H "Accept: $ACCEPT" "$base/v2/$REPO/manifests/small" |
+    R[${name}_manifest_rps]=$(wrk -c32 -t2 -d10s -H "Accept: $ACCEPT" -H "$AUTH_HEADER" "$base/v2/$REPO/manifests/small" |
         awk '/^Requests\/sec:/ { print $2 }')
     log "$name: $HEAD_COUNT sequential blob HEADs"
     lat=$("${CLIENT[@]}" head-latency --count "$HEAD_COUNT" "$base" "$REPO" "${HEAD_DIGEST[$name]}")

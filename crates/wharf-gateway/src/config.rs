@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
+use wharf_auth::AuthConfig;
 use wharf_registry::RegistryConfig;
 use wharf_store::{S3Config, StorageConfig};
 
@@ -51,6 +52,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub registry: RegistryConfig,
+    pub auth: AuthConfig,
 }
 
 /// `[log]`: how Wharf writes its logs (to stderr).
@@ -119,6 +121,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             database: DatabaseConfig::default(),
             registry: RegistryConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -150,6 +153,8 @@ pub enum EnvKind {
     String,
     Integer,
     Bool,
+    /// Comma-separated values, a TOML array of strings.
+    List,
 }
 
 /// One environment variable and the configuration key it sets.
@@ -244,6 +249,68 @@ pub const ENV_VARS: &[EnvVar] = &[
         "registry.maintenance_interval_secs",
         EnvKind::Integer,
     ),
+    var(
+        "WHARF_ADMIN_PASSWORD",
+        "auth.admin_password",
+        EnvKind::String,
+    ),
+    var("WHARF_AUTH_SERVICE", "auth.service", EnvKind::String),
+    var("WHARF_AUTH_ISSUER", "auth.issuer", EnvKind::String),
+    var(
+        "WHARF_AUTH_TOKEN_LIFETIME_SECS",
+        "auth.token_lifetime_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_AUTH_REFRESH_TOKEN_LIFETIME_SECS",
+        "auth.refresh_token_lifetime_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_AUTH_SIGNING_KEY",
+        "auth.signing_key",
+        EnvKind::String,
+    ),
+    var(
+        "WHARF_AUTH_ROBOT_PREFIX",
+        "auth.robot_prefix",
+        EnvKind::String,
+    ),
+    var(
+        "WHARF_AUTH_TRUSTED_PROXIES",
+        "auth.trusted_proxies",
+        EnvKind::List,
+    ),
+    var(
+        "WHARF_AUTH_SESSION_LIFETIME_SECS",
+        "auth.session_lifetime_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_AUTH_SUBJECT_RECHECK_SECS",
+        "auth.subject_recheck_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_AUTH_THROTTLE_MAX_FAILURES_PER_USER",
+        "auth.throttle.max_failures_per_user",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_AUTH_THROTTLE_MAX_FAILURES_PER_ADDRESS",
+        "auth.throttle.max_failures_per_address",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_AUTH_THROTTLE_WINDOW_SECS",
+        "auth.throttle.window_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_AUTH_THROTTLE_LOCKOUT_SECS",
+        "auth.throttle.lockout_secs",
+        EnvKind::Integer,
+    ),
 ];
 
 /// Environment variables that are not configuration keys but are expected to be set.
@@ -322,6 +389,7 @@ impl Config {
         let warnings = apply_env(&mut table, &env)?;
         apply_overrides(&mut table, overrides);
         default_storage_root(&mut table);
+        default_signing_key(&mut table);
 
         // Through text rather than `Table::try_into`, so errors carry a position we
         // can turn into the offending key.
@@ -390,6 +458,9 @@ impl Config {
         if let StorageConfig::S3(s3) = &mut copy.storage {
             redact_s3(s3);
         }
+        if copy.auth.admin_password.is_some() {
+            copy.auth.admin_password = Some(REDACTED.to_owned());
+        }
         copy
     }
 
@@ -427,6 +498,7 @@ impl fmt::Debug for Config {
             .field("database", &safe.database)
             .field("storage", &storage.trim().replace('\n', ", "))
             .field("registry", &safe.registry)
+            .field("auth", &safe.auth)
             .finish()
     }
 }
@@ -501,6 +573,13 @@ fn apply_env(
                 value: raw.clone(),
                 expected: "a boolean (true/false)",
             })?),
+            EnvKind::List => Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Value::String(v.to_owned()))
+                    .collect(),
+            ),
         };
         set_path(table, spec.key, value);
     }
@@ -567,6 +646,27 @@ fn default_storage_root(table: &mut Table) {
         && !storage.contains_key("root")
     {
         storage.insert("root".into(), root);
+    }
+}
+
+/// The token-signing key defaults to `<data_dir>/secrets/token-signing-key.pem`,
+/// with `data_dir` as finally decided by every layer.
+fn default_signing_key(table: &mut Table) {
+    let data_dir = table
+        .get("data_dir")
+        .and_then(Value::as_str)
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+    let path = data_dir.join("secrets").join("token-signing-key.pem");
+    let auth = table
+        .entry("auth")
+        .or_insert_with(|| Value::Table(Table::new()));
+    if let Some(auth) = auth.as_table_mut()
+        && !auth.contains_key("signing_key")
+    {
+        auth.insert(
+            "signing_key".into(),
+            Value::String(path.to_string_lossy().into_owned()),
+        );
     }
 }
 
@@ -791,6 +891,7 @@ mod tests {
                 EnvKind::String => "/x",
                 EnvKind::Integer => "7",
                 EnvKind::Bool => "true",
+                EnvKind::List => "10.0.0.1,10.1.0.0/16",
             };
             let mut env = vec![(spec.name, value)];
             if spec.key.starts_with("tls.") {
@@ -827,11 +928,19 @@ mod tests {
                 ("WHARF_STORAGE_S3_ACCESS_KEY_ID", "AKIAVISIBLE"),
                 ("WHARF_STORAGE_S3_SECRET_ACCESS_KEY", "s3-secret"),
                 ("WHARF_STORAGE_S3_SESSION_TOKEN", "token-secret"),
+                ("WHARF_ADMIN_PASSWORD", "Admin-secret1"),
             ],
         )
         .unwrap();
+        assert!(!format!("{:?}", c.auth).contains("Admin-secret1"));
         for shown in [c.to_string(), format!("{c:?}"), format!("{:?}", c.database)] {
-            for secret in ["pg-secret", "q-secret", "s3-secret", "token-secret"] {
+            for secret in [
+                "pg-secret",
+                "q-secret",
+                "s3-secret",
+                "token-secret",
+                "Admin-secret1",
+            ] {
                 assert!(!shown.contains(secret), "{secret} leaked in {shown}");
             }
             assert!(shown.contains(REDACTED), "{shown}");

@@ -8,6 +8,7 @@ pub mod config;
 pub mod database;
 pub mod embedded_postgres;
 pub mod health;
+pub mod openapi;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

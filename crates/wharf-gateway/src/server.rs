@@ -15,8 +15,12 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context;
+use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tracing_actix_web::{RequestId, TracingLogger};
+use wharf_auth::Auth;
+use wharf_projects::audit::RegistryAudit;
+use wharf_projects::http::ApiSettings;
 use wharf_registry::Registry;
 use wharf_store::{BlobStore, StorageConfig};
 
@@ -65,11 +69,37 @@ async fn serve_with(
             return Ok(());
         }
     }
+    let pool = db.pool().clone();
+    bootstrap_accounts(&pool, config).await?;
     let store = open_store(&config.storage).await?;
-    let registry = Registry::new(db.pool().clone(), store, config.registry.clone());
+    let auth = Auth::start(
+        pool.clone(),
+        config.auth.clone(),
+        config.external_url.clone(),
+    )
+    .await
+    .context("cannot start token authentication")?;
+    let (audit, audit_writer) = RegistryAudit::spawn(pool.clone());
+    let registry = Registry::new(pool.clone(), store, config.registry.clone())
+        .with_authorizer(auth.authorizer())
+        .with_events(Arc::new(audit));
     let maintenance = registry.spawn_maintenance();
+    // Expired sessions and stale throttling counters: small tables, so an
+    // hourly sweep is plenty.
+    let auth_maintenance = auth.spawn_maintenance(std::time::Duration::from_secs(3600));
 
-    let (server, addrs) = build_server(config, registry, tls)?;
+    let services = Services {
+        api: ApiSettings {
+            external_url: config.external_url.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            storage_provider: registry.store().backend_name().to_owned(),
+            robot_prefix: config.auth.robot_prefix.clone(),
+        },
+        pool,
+        registry,
+        auth,
+    };
+    let (server, addrs) = build_server(config, services, tls)?;
     let scheme = if config.tls_enabled() {
         "https"
     } else {
@@ -92,7 +122,34 @@ async fn serve_with(
         }
     };
     maintenance.abort();
+    auth_maintenance.abort();
+    // The server and with it every audit sink are gone: the writer drains
+    // what is queued and ends.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), audit_writer).await;
     outcome
+}
+
+/// First start: the system administrator and the public `library` project.
+/// A generated administrator password is shown once, here, and never again.
+async fn bootstrap_accounts(pool: &PgPool, config: &Config) -> anyhow::Result<()> {
+    let generated = wharf_projects::ensure_admin(pool, config.auth.admin_password.as_deref())
+        .await
+        .context(
+            "cannot create the administrator account (is WHARF_ADMIN_PASSWORD long and mixed \
+             enough? 8-128 characters with upper and lower case letters and a digit)",
+        )?;
+    if let Some(password) = generated {
+        tracing::warn!(
+            username = wharf_projects::ADMIN,
+            password = %password,
+            "created the system administrator with a generated password; it is shown only \
+             this once: sign in and change it, or set WHARF_ADMIN_PASSWORD before the first start"
+        );
+    }
+    wharf_projects::ensure_library_project(pool)
+        .await
+        .context("cannot create the library project")?;
+    Ok(())
 }
 
 async fn graceful_stop(
@@ -127,23 +184,46 @@ async fn open_store(config: &StorageConfig) -> anyhow::Result<BlobStore> {
     Ok(store)
 }
 
+/// Every service the HTTP server mounts.
+pub struct Services {
+    pub pool: PgPool,
+    pub registry: Registry,
+    pub auth: Auth,
+    pub api: ApiSettings,
+}
+
 /// The HTTP(S) server with every service mounted, bound but not yet running.
 pub fn build_server(
     config: &Config,
-    registry: Registry,
+    services: Services,
     tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
-    let health = web::Data::new(HealthChecks::for_registry(&registry));
-    let registry = Arc::new(registry);
+    let health = web::Data::new(HealthChecks::for_registry(&services.registry));
+    let pool = web::Data::new(services.pool);
+    let api = web::Data::new(services.api);
+    let registry = Arc::new(services.registry);
+    let auth = services.auth;
     let mut server = HttpServer::new(move || {
         let registry = Arc::clone(&registry);
+        let auth = auth.clone();
         // Order matters: `wrap` adds outer layers, so TracingLogger runs first and
         // the request-id middleware sees its RequestId.
         App::new()
             .wrap(from_fn(request_id_and_access_log))
             .wrap(TracingLogger::default())
             .app_data(health.clone())
+            .app_data(pool.clone())
+            .app_data(api.clone())
+            // Unauthenticated probes first, so they never depend on the database
+            // answering an identification query.
             .configure(health::configure)
+            .configure(crate::openapi::configure)
+            .configure(move |cfg| auth.configure(cfg))
+            .service(
+                web::scope("/api/v2.0")
+                    .wrap(from_fn(wharf_auth::identify))
+                    .configure(wharf_projects::http::configure),
+            )
             .configure(move |cfg| registry.configure(cfg))
     })
     // Signals are ours (see `Signals`), so the embedded PostgreSQL stops after the server.

@@ -122,6 +122,7 @@ async fn tagger(oci: Oci, base: String, ledger: Arc<Mutex<Ledger>>) {
 async fn acknowledged_pushes_survive_kill_9_and_nothing_half_written_shows() {
     let backend = Backend::new().await;
     let mut server = backend.start().await;
+    server.create_project("crash", false).await.unwrap();
     let oci = Oci::new();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
 
@@ -142,7 +143,7 @@ async fn acknowledged_pushes_survive_kill_9_and_nothing_half_written_shows() {
             .await
             .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
     });
-    let stuck_patch = oci
+    let patch = oci
         .http
         .patch(format!("{}{}", server.base, upload.location))
         .header("Content-Type", "application/octet-stream")
@@ -151,9 +152,9 @@ async fn acknowledged_pushes_survive_kill_9_and_nothing_half_written_shows() {
             format!("{}-{}", 512 * 1024, streaming.len() - 1),
         )
         .header("Content-Length", streaming.len() - 512 * 1024)
-        .body(reqwest::Body::wrap_stream(body))
-        .send();
-    let stuck_patch = tokio::spawn(stuck_patch);
+        .body(reqwest::Body::wrap_stream(body));
+    let patcher = oci.clone();
+    let stuck_patch = tokio::spawn(async move { patcher.send(patch).await });
     feed.send(streaming[512 * 1024..1024 * 1024].to_vec())
         .await
         .unwrap();

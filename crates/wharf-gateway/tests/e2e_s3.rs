@@ -73,10 +73,11 @@ async fn full_flow(target: S3Target) {
     }
     // A ranged read comes from the right place in the object.
     let resp = oci
-        .http
-        .get(format!("{}/v2/{repo}/blobs/{}", server.base, big.digest))
-        .header("Range", format!("bytes={}-{}", 5 * MIB, 5 * MIB + 99))
-        .send()
+        .send(
+            oci.http
+                .get(format!("{}/v2/{repo}/blobs/{}", server.base, big.digest))
+                .header("Range", format!("bytes={}-{}", 5 * MIB, 5 * MIB + 99)),
+        )
         .await
         .unwrap();
     if resp.status() == StatusCode::PARTIAL_CONTENT {
@@ -115,12 +116,10 @@ async fn full_flow(target: S3Target) {
     let server = backend.start().await;
     oci.assert_blob(&server.base, repo, &big).await.unwrap();
     let resp = oci
-        .http
-        .delete(format!(
+        .send(oci.http.delete(format!(
             "{}/v2/{repo}/manifests/{}",
             server.base, manifest.digest
-        ))
-        .send()
+        )))
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);

@@ -39,13 +39,14 @@ async fn a_chunked_upload_hops_between_replicas() {
     // (distribution#3141), so the reference run skips this step.
     if backend.flavor == support::Flavor::Wharf {
         let resp = oci
-            .http
-            .patch(format!("{}{}", b.base, upload.location))
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Range", "0-9")
-            .header("Content-Length", "10")
-            .body(vec![0u8; 10])
-            .send()
+            .send(
+                oci.http
+                    .patch(format!("{}{}", b.base, upload.location))
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Range", "0-9")
+                    .header("Content-Length", "10")
+                    .body(vec![0u8; 10]),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -54,9 +55,7 @@ async fn a_chunked_upload_hops_between_replicas() {
             "chunk at offset 0 after 3 chunks"
         );
         let status = oci
-            .http
-            .get(format!("{}{}", a.base, upload.location))
-            .send()
+            .send(oci.http.get(format!("{}{}", a.base, upload.location)))
             .await
             .unwrap();
         assert_eq!(status.status(), StatusCode::NO_CONTENT);

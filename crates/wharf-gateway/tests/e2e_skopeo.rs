@@ -25,6 +25,8 @@ fn write_policy(dir: &Path) -> std::path::PathBuf {
 struct Skopeo {
     bin: std::path::PathBuf,
     policy: std::path::PathBuf,
+    /// `user:password` for the registry (the e2e administrator).
+    creds: String,
 }
 
 impl Skopeo {
@@ -37,16 +39,21 @@ impl Skopeo {
     fn copy(&self, extra: &[&str], from: &str, to: &str) {
         let mut cmd = self.cmd();
         cmd.args(["copy", "--retry-times", "0", "--preserve-digests"])
-            .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
-            .args(extra)
-            .arg(from)
-            .arg(to);
+            .args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
+        if from.starts_with("docker://") {
+            cmd.args(["--src-creds", &self.creds]);
+        }
+        if to.starts_with("docker://") {
+            cmd.args(["--dest-creds", &self.creds]);
+        }
+        cmd.args(extra).arg(from).arg(to);
         run(&mut cmd).expect("skopeo copy");
     }
 
     fn inspect(&self, raw: bool, image: &str) -> Vec<u8> {
         let mut cmd = self.cmd();
-        cmd.args(["inspect", "--tls-verify=false", "--retry-times", "0"]);
+        cmd.args(["inspect", "--tls-verify=false", "--retry-times", "0"])
+            .args(["--creds", &self.creds]);
         if raw {
             cmd.arg("--raw");
         }
@@ -54,8 +61,14 @@ impl Skopeo {
     }
 
     fn list_tags(&self, repo: &str) -> Vec<String> {
-        let out = run(self.cmd().args(["list-tags", "--tls-verify=false", repo]))
-            .expect("skopeo list-tags");
+        let out = run(self.cmd().args([
+            "list-tags",
+            "--tls-verify=false",
+            "--creds",
+            &self.creds,
+            repo,
+        ]))
+        .expect("skopeo list-tags");
         let v: Value = serde_json::from_slice(&out).expect("list-tags json");
         v["Tags"]
             .as_array()
@@ -70,6 +83,7 @@ fn skopeo(dir: &Path) -> Option<Skopeo> {
     Some(Skopeo {
         bin: tool("skopeo")?,
         policy: write_policy(dir),
+        creds: format!("{}:{}", support::E2E_ADMIN.0, support::E2E_ADMIN.1),
     })
 }
 
@@ -158,7 +172,8 @@ async fn skopeo_pushes_inspects_pulls_and_deletes_an_image() {
     // skopeo deletes the manifest by digest: every tag on it goes.
     run(skopeo
         .cmd()
-        .args(["delete", "--tls-verify=false", &format!("{remote}:v1")]))
+        .args(["delete", "--tls-verify=false", "--creds", &skopeo.creds])
+        .arg(format!("{remote}:v1")))
     .expect("skopeo delete");
     let pulled = oci
         .get_manifest(&server.base, "library/app", "v1")
@@ -230,7 +245,8 @@ async fn skopeo_copies_a_two_platform_index_both_ways() {
     let arm: Value = serde_json::from_slice(&{
         let mut cmd = skopeo.cmd();
         cmd.args(["--override-arch", "arm64", "--override-os", "linux"])
-            .args(["inspect", "--tls-verify=false", &format!("{remote}:v1")]);
+            .args(["inspect", "--tls-verify=false", "--creds", &skopeo.creds])
+            .arg(format!("{remote}:v1"));
         run(&mut cmd).expect("skopeo inspect arm64")
     })
     .unwrap();
@@ -319,14 +335,27 @@ async fn buildah_pushes_and_podman_pulls() {
     oci.push_image(&server.base, "library/app", "v1", &image)
         .await
         .unwrap();
+    let creds = server.admin_creds();
     run(container_tool(&buildah, &bstore)
-        .args(["pull", "--tls-verify=false", "--signature-policy"])
+        .args([
+            "pull",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            "--signature-policy",
+        ])
         .arg(&policy)
         .arg(&source))
     .expect("buildah pull");
     run(container_tool(&buildah, &bstore).args(["tag", &source, &built])).expect("buildah tag");
     run(container_tool(&buildah, &bstore)
-        .args(["push", "--tls-verify=false", "--signature-policy"])
+        .args([
+            "push",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            "--signature-policy",
+        ])
         .arg(&policy)
         .args([&built, &format!("docker://{built}")]))
     .expect("buildah push");
@@ -346,7 +375,13 @@ async fn buildah_pushes_and_podman_pulls() {
     ] {
         run(container_tool(&podman, &pstore)
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"])
-            .args(["pull", "--tls-verify=false", "--signature-policy"])
+            .args([
+                "pull",
+                "--tls-verify=false",
+                "--creds",
+                &creds,
+                "--signature-policy",
+            ])
             .arg(&policy)
             .arg(&reference))
         .expect("podman pull");

@@ -139,10 +139,11 @@ impl ProjectAccess {
         rbac::allowed(&self.roles, self.sysadmin, public, resource, action)
     }
 
-    /// Whether the principal may know the project exists at all. Those who
-    /// may not get "not found", never "forbidden".
+    /// Whether the principal may know the project exists at all: it may
+    /// read it, or (a robot) holds any grant in it. Those who may not get
+    /// "not found", never "forbidden".
     pub fn can_see(&self) -> bool {
-        self.allows("", "read")
+        self.allows("", "read") || self.robot_grants.as_ref().is_some_and(|g| !g.is_empty())
     }
 
     /// The Harbor role id shown as `current_user_role_id` (the most powerful

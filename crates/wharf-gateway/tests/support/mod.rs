@@ -348,6 +348,7 @@ impl Backend {
             "WHARF_LOG_LEVEL",
             std::env::var("WHARF_E2E_LOG").unwrap_or_else(|_| "info".into()),
         );
+        cmd.env("WHARF_ADMIN_PASSWORD", E2E_ADMIN.1);
         if let Storage::S3(s3) = &self.storage {
             cmd.env("WHARF_STORAGE_TYPE", "s3")
                 .env("WHARF_STORAGE_S3_BUCKET", &s3.bucket)
@@ -410,6 +411,31 @@ impl Server {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// `POST /api/v2.0/projects` as the administrator (the reference registry
+    /// has no projects: nothing to do there).
+    pub async fn create_project(&self, name: &str, public: bool) -> Result<()> {
+        if self.flavor == Flavor::Reference {
+            return Ok(());
+        }
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v2.0/projects", self.base))
+            .basic_auth(E2E_ADMIN.0, Some(E2E_ADMIN.1))
+            .json(&json!({ "project_name": name, "metadata": { "public": public.to_string() } }))
+            .send()
+            .await?;
+        ensure!(
+            resp.status() == StatusCode::CREATED,
+            "creating project {name}: {}",
+            describe(resp).await
+        );
+        Ok(())
+    }
+
+    /// Basic credentials of the administrator as container tools take them.
+    pub fn admin_creds(&self) -> String {
+        format!("{}:{}", E2E_ADMIN.0, E2E_ADMIN.1)
     }
 
     async fn wait_ready(&mut self) {
@@ -727,11 +753,66 @@ pub fn oci_layout_blob(dir: &Path, digest: &str) -> Result<Vec<u8>> {
 // Distribution API client
 // ---------------------------------------------------------------------------
 
+/// The administrator every e2e Wharf starts with (`WHARF_ADMIN_PASSWORD`).
+pub const E2E_ADMIN: (&str, &str) = ("admin", "Wharf-e2e-Admin1");
+
 /// A raw OCI distribution client: every request spelled out, so tests say
-/// exactly which server gets which step.
+/// exactly which server gets which step. It speaks Docker token auth.
 #[derive(Clone)]
 pub struct Oci {
     pub http: reqwest::Client,
+    credentials: Option<(String, String)>,
+    tokens: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<(String, Option<String>), Option<String>>>,
+    >,
+}
+
+/// The token scope a `/v2` path needs: the repository's, the catalog's, or
+/// none for the base endpoint.
+fn scope_for(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/v2/")?;
+    if rest.is_empty() {
+        return None;
+    }
+    if rest == "_catalog" {
+        return Some("registry:catalog:*".to_owned());
+    }
+    let end = ["/blobs/", "/manifests/", "/tags/", "/referrers/"]
+        .iter()
+        .filter_map(|marker| rest.rfind(marker))
+        .max()?;
+    Some(format!("repository:{}:pull,push,delete", &rest[..end]))
+}
+
+/// `Bearer realm="…",service="…"` → its parameters.
+pub fn challenge_params(challenge: &str) -> std::collections::HashMap<String, String> {
+    let mut params = std::collections::HashMap::new();
+    let rest = challenge.split_once(' ').map_or("", |(_, r)| r);
+    let mut chars = rest.chars().peekable();
+    loop {
+        let key: String = chars
+            .by_ref()
+            .skip_while(|c| *c == ',' || c.is_whitespace())
+            .take_while(|c| *c != '=')
+            .collect();
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '"' {
+                    break;
+                }
+                value.push(c);
+            }
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        params.insert(key.trim().to_owned(), value);
+    }
+    params
 }
 
 impl Default for Oci {
@@ -763,23 +844,99 @@ impl Pulled {
 }
 
 impl Oci {
+    /// A client signed in as the e2e administrator ([`E2E_ADMIN`]).
     pub fn new() -> Self {
+        Self::signed_in(E2E_ADMIN.0, E2E_ADMIN.1)
+    }
+
+    /// A client that logs in as `user` with `password` when a registry asks.
+    pub fn signed_in(user: &str, password: &str) -> Self {
+        Self::with_credentials(Some((user.to_owned(), password.to_owned())))
+    }
+
+    /// A client without credentials (anonymous tokens only).
+    pub fn anonymous() -> Self {
+        Self::with_credentials(None)
+    }
+
+    fn with_credentials(credentials: Option<(String, String)>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(300))
             .pool_max_idle_per_host(8)
             .build()
             .expect("http client");
-        Self { http }
+        Self {
+            http,
+            credentials,
+            tokens: Default::default(),
+        }
+    }
+
+    /// Send a request with the token its repository needs. The first request
+    /// to a repository probes `GET /v2/`: a registry that answers 200 needs no
+    /// token (the reference registry); one that challenges with `Bearer` gets
+    /// a token for `pull,push,delete` on the repository from the challenge's
+    /// realm (with Basic credentials, if any), cached for the client's life.
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+        let mut req = rb.build()?;
+        if let Some(token) = self.token_for(req.url()).await? {
+            req.headers_mut().insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("token header"),
+            );
+        }
+        self.http.execute(req).await
+    }
+
+    async fn token_for(&self, url: &reqwest::Url) -> reqwest::Result<Option<String>> {
+        let origin = url.origin().ascii_serialization();
+        let scope = scope_for(url.path());
+        let key = (origin.clone(), scope.clone());
+        if let Some(cached) = self.tokens.lock().expect("token cache").get(&key) {
+            return Ok(cached.clone());
+        }
+        let probe = self.http.get(format!("{origin}/v2/")).send().await?;
+        let challenge = probe
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let token = match challenge {
+            Some(c) if probe.status() == StatusCode::UNAUTHORIZED && c.starts_with("Bearer ") => {
+                let params = challenge_params(&c);
+                let realm = params.get("realm").cloned().unwrap_or_default();
+                let mut url = reqwest::Url::parse(&realm).expect("the realm is a URL");
+                url.query_pairs_mut()
+                    .append_pair("service", params.get("service").map_or("", String::as_str));
+                if let Some(scope) = &scope {
+                    url.query_pairs_mut().append_pair("scope", scope);
+                }
+                let mut req = self.http.get(url);
+                if let Some((user, password)) = &self.credentials {
+                    req = req.basic_auth(user, Some(password));
+                }
+                let resp = req.send().await?.error_for_status()?;
+                let body: Value = resp.json().await?;
+                body["token"].as_str().map(str::to_owned)
+            }
+            _ => None,
+        };
+        self.tokens
+            .lock()
+            .expect("token cache")
+            .insert(key, token.clone());
+        Ok(token)
     }
 
     /// `POST /v2/<repo>/blobs/uploads/` → 202 with a `Location`.
     pub async fn start_upload(&self, base: &str, repo: &str) -> Result<Upload> {
         let resp = self
-            .http
-            .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-            .header(CONTENT_LENGTH, 0)
-            .send()
+            .send(
+                self.http
+                    .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                    .header(CONTENT_LENGTH, 0),
+            )
             .await?;
         ensure!(
             resp.status() == StatusCode::ACCEPTED,
@@ -799,13 +956,14 @@ impl Oci {
         let start = upload.offset;
         let end = start + chunk.len() as u64 - 1;
         let resp = self
-            .http
-            .patch(format!("{base}{}", upload.location))
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header("Content-Range", format!("{start}-{end}"))
-            .header(CONTENT_LENGTH, chunk.len())
-            .body(chunk.to_vec())
-            .send()
+            .send(
+                self.http
+                    .patch(format!("{base}{}", upload.location))
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header("Content-Range", format!("{start}-{end}"))
+                    .header(CONTENT_LENGTH, chunk.len())
+                    .body(chunk.to_vec()),
+            )
             .await?;
         ensure!(
             resp.status() == StatusCode::ACCEPTED,
@@ -854,7 +1012,7 @@ impl Oci {
             }
             _ => req.header(CONTENT_LENGTH, 0),
         };
-        let resp = req.send().await?;
+        let resp = self.send(req).await?;
         ensure!(
             resp.status() == StatusCode::CREATED,
             "PUT ?digest: {}",
@@ -883,12 +1041,13 @@ impl Oci {
             '?'
         };
         let resp = self
-            .http
-            .put(format!("{base}{}{sep}digest={digest}", upload.location))
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, bytes.len())
-            .body(bytes.to_vec())
-            .send()
+            .send(
+                self.http
+                    .put(format!("{base}{}{sep}digest={digest}", upload.location))
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, bytes.len())
+                    .body(bytes.to_vec()),
+            )
             .await?;
         ensure!(
             resp.status() == StatusCode::CREATED,
@@ -925,11 +1084,12 @@ impl Oci {
         manifest: &Blob,
     ) -> Result<(StatusCode, Option<String>)> {
         let resp = self
-            .http
-            .put(format!("{base}/v2/{repo}/manifests/{reference}"))
-            .header(CONTENT_TYPE, &manifest.media_type)
-            .body(manifest.bytes.clone())
-            .send()
+            .send(
+                self.http
+                    .put(format!("{base}/v2/{repo}/manifests/{reference}"))
+                    .header(CONTENT_TYPE, &manifest.media_type)
+                    .body(manifest.bytes.clone()),
+            )
             .await?;
         let status = resp.status();
         let digest = resp
@@ -962,10 +1122,11 @@ impl Oci {
     /// `GET /v2/<repo>/manifests/<reference>` with every manifest type accepted.
     pub async fn get_manifest(&self, base: &str, repo: &str, reference: &str) -> Result<Pulled> {
         let resp = self
-            .http
-            .get(format!("{base}/v2/{repo}/manifests/{reference}"))
-            .header("Accept", MANIFEST_ACCEPT)
-            .send()
+            .send(
+                self.http
+                    .get(format!("{base}/v2/{repo}/manifests/{reference}"))
+                    .header("Accept", MANIFEST_ACCEPT),
+            )
             .await?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -985,9 +1146,7 @@ impl Oci {
         digest: &str,
     ) -> Result<(StatusCode, Vec<u8>)> {
         let resp = self
-            .http
-            .get(format!("{base}/v2/{repo}/blobs/{digest}"))
-            .send()
+            .send(self.http.get(format!("{base}/v2/{repo}/blobs/{digest}")))
             .await?;
         let status = resp.status();
         Ok((status, resp.bytes().await?.to_vec()))
@@ -996,9 +1155,7 @@ impl Oci {
     /// `HEAD /v2/<repo>/blobs/<digest>`: status only.
     pub async fn head_blob(&self, base: &str, repo: &str, digest: &str) -> Result<StatusCode> {
         Ok(self
-            .http
-            .head(format!("{base}/v2/{repo}/blobs/{digest}"))
-            .send()
+            .send(self.http.head(format!("{base}/v2/{repo}/blobs/{digest}")))
             .await?
             .status())
     }
@@ -1006,9 +1163,7 @@ impl Oci {
     /// `GET /v2/<repo>/tags/list` (empty when the repository is unknown).
     pub async fn tags(&self, base: &str, repo: &str) -> Result<Vec<String>> {
         let resp = self
-            .http
-            .get(format!("{base}/v2/{repo}/tags/list"))
-            .send()
+            .send(self.http.get(format!("{base}/v2/{repo}/tags/list")))
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(Vec::new());

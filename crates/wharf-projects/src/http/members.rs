@@ -30,15 +30,14 @@ use crate::users::{get_user, get_user_by_name};
 /// This module's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(list_members, create_member, get_member_handler, update_member, delete_member),
-    components(schemas(
-        ProjectMemberEntity,
-        ProjectMember,
-        UserEntity,
-        UserGroup,
-        RoleRequest
-    )),
-    tags((name = "member", description = "Project members"))
+    paths(
+        list_members,
+        create_member,
+        get_member_handler,
+        update_member,
+        delete_member
+    ),
+    components(schemas(ProjectMemberEntity, ProjectMember, UserEntity, UserGroup, RoleRequest))
 )]
 pub struct Doc;
 

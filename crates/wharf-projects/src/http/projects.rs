@@ -64,11 +64,7 @@ use crate::users::{TextMatch, first_sysadmin};
         ProjectDeletable,
         ProjectSummary,
         ProjectSummaryQuota
-    )),
-    tags(
-        (name = "project", description = "Projects"),
-        (name = "projectMetadata", description = "Project settings")
-    )
+    ))
 )]
 pub struct Doc;
 

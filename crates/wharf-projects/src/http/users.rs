@@ -56,8 +56,7 @@ use crate::users::{
         UserSysAdminFlag,
         UserSearchRespItem,
         Permission
-    )),
-    tags((name = "user", description = "Local user accounts"))
+    ))
 )]
 pub struct Doc;
 

@@ -277,6 +277,11 @@ fn openapi_document_is_valid_openapi_3() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
+    assert_eq!(
+        declared_tags.len(),
+        doc["tags"].as_array().unwrap().len(),
+        "every tag is declared once"
+    );
 
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.is_empty());
