@@ -30,6 +30,14 @@ use crate::{Auth, Inner};
 /// [`Authorizer`] over [`Auth`].
 pub(crate) struct RegistryAuthorizer(pub(crate) Auth);
 
+/// A failure to decide (the database is unreachable) refuses the request
+/// with 503, never lets it through; the cause goes to the log.
+fn unavailable(e: AuthError) -> Refusal {
+    Refusal::Unavailable {
+        cause: e.to_string(),
+    }
+}
+
 /// The scope a Docker client must ask for to perform `access`.
 fn scope_of(access: &Access) -> Option<String> {
     match access {
@@ -97,7 +105,7 @@ impl Auth {
                 tracing::debug!(reason, "refused a registry token");
                 return Err(self.unauthorized(req, access, Some("invalid_token"), "invalid token"));
             }
-            Err(Rejected::Internal(e)) => return Err(self.unavailable(req, access, e)),
+            Err(Rejected::Internal(e)) => return Err(unavailable(e)),
         };
         match self.subject_still_active(&claims.sub).await {
             Ok(true) => {}
@@ -109,7 +117,7 @@ impl Auth {
                     "the token's account no longer exists or is disabled",
                 ));
             }
-            Err(e) => return Err(self.unavailable(req, access, e)),
+            Err(e) => return Err(unavailable(e)),
         }
         for needed in access {
             if !covers(&claims, needed) {
@@ -132,7 +140,7 @@ impl Auth {
                     }
                     Ok(Some(_)) => {}
                     Ok(None) => return Err(Refusal::NameUnknown),
-                    Err(e) => return Err(self.unavailable(req, access, e)),
+                    Err(e) => return Err(unavailable(e)),
                 }
             }
         }
@@ -163,7 +171,7 @@ impl Auth {
             Ok(Err(failure)) => {
                 return Err(self.unauthorized(req, access, None, failure.message()));
             }
-            Err(e) => return Err(self.unavailable(req, access, e)),
+            Err(e) => return Err(unavailable(e)),
         };
         for needed in access {
             match needed {
@@ -184,11 +192,11 @@ impl Auth {
                             Err(wharf_projects::Error::NotFound) => {
                                 return Err(Refusal::NameUnknown);
                             }
-                            Err(e) => return Err(self.unavailable(req, access, e.into())),
+                            Err(e) => return Err(unavailable(e.into())),
                         };
                     let rights = ProjectAccess::load(&self.inner.pool, &principal, project)
                         .await
-                        .map_err(|e| self.unavailable(req, access, e.into()))?;
+                        .map_err(|e| unavailable(e.into()))?;
                     // A robot granted only repository access cannot read the
                     // project itself, yet it knows the project: it may pull.
                     if !rights.can_see() && !rights.allows("repository", "pull") {
@@ -214,17 +222,6 @@ impl Auth {
             name: principal.name().map(str::to_owned),
             client_addr,
         })
-    }
-
-    /// A failure to decide is a refusal (fail closed); the cause goes to the log.
-    fn unavailable(&self, req: &HttpRequest, access: &[Access], e: AuthError) -> Refusal {
-        tracing::error!(error = %e, "cannot decide a registry request");
-        self.unauthorized(
-            req,
-            access,
-            None,
-            "authorisation is unavailable right now; try again",
-        )
     }
 
     async fn subject_still_active(&self, sub: &str) -> Result<bool, AuthError> {

@@ -34,6 +34,9 @@ pub enum RegistryError {
     /// 416 on a blob `Range` the blob cannot satisfy.
     #[error("requested range not satisfiable for a blob of {size} bytes")]
     BlobRangeNotSatisfiable { size: u64 },
+    /// 503: authorisation could not be decided.
+    #[error("authorisation unavailable: {0}")]
+    AuthUnavailable(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("storage error: {0}")]
@@ -103,6 +106,7 @@ impl From<AuthError> for RegistryError {
                 retry_after_secs,
                 message,
             },
+            AuthError::Unavailable { cause } => RegistryError::AuthUnavailable(cause),
         }
     }
 }
@@ -129,6 +133,7 @@ impl ResponseError for RegistryError {
             RegistryError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             RegistryError::RangeNotSatisfiable { .. }
             | RegistryError::BlobRangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            RegistryError::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             RegistryError::Database(_) | RegistryError::Store(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -180,6 +185,13 @@ impl ResponseError for RegistryError {
             RegistryError::BlobRangeNotSatisfiable { size } => HttpResponse::build(status)
                 .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
                 .finish(),
+            RegistryError::AuthUnavailable(_) => {
+                tracing::error!(error = %self, "cannot authorise a registry request");
+                HttpResponse::build(status)
+                    .insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")))
+                    .content_type("text/plain; charset=utf-8")
+                    .body("authorisation is unavailable right now; try again shortly")
+            }
             RegistryError::Database(_) | RegistryError::Store(_) => {
                 tracing::error!(error = %self, "internal error");
                 HttpResponse::build(status)
