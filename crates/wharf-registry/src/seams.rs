@@ -66,6 +66,10 @@ pub enum AuthError {
         retry_after_secs: u64,
         message: String,
     },
+    /// The decision could not be made (the database is unreachable): 503,
+    /// so clients retry instead of asking for new credentials. The cause is
+    /// for the log, not the client.
+    Unavailable { cause: String },
 }
 
 /// Decides whether the caller (identified from the request: its
