@@ -1094,6 +1094,36 @@ mod seams {
         }
     }
 
+    /// Cannot reach its database.
+    struct Broken;
+
+    #[async_trait::async_trait(?Send)]
+    impl Authorizer for Broken {
+        async fn authorize(
+            &self,
+            _: &actix_web::HttpRequest,
+            _: &[Access],
+        ) -> Result<Principal, AuthError> {
+            Err(AuthError::Unavailable {
+                cause: "connection refused (secret detail)".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_authorizer_that_cannot_decide_is_a_503_not_a_401() {
+        let app = TestApp::spawn_with(|r| r.with_authorizer(std::sync::Arc::new(Broken))).await;
+        let resp = app
+            .client
+            .get(app.url("/v2/library/app/tags/list"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(header(&resp, "retry-after"), "5");
+        assert!(!resp.text().await.unwrap().contains("secret detail"));
+    }
+
     #[tokio::test]
     async fn the_authorizer_decides_before_the_handler_runs() {
         let app = TestApp::spawn_with(|r| r.with_authorizer(std::sync::Arc::new(PullOnly))).await;
