@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use wharf_oci::{DistributionError, ErrorCode};
 use wharf_store::StoreError;
 
-use crate::seams::{AdmissionDenied, AuthError};
+use crate::seams::{AdmissionError, AuthError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -111,9 +111,12 @@ impl From<AuthError> for RegistryError {
     }
 }
 
-impl From<AdmissionDenied> for RegistryError {
-    fn from(e: AdmissionDenied) -> Self {
-        RegistryError::code(ErrorCode::Denied, e.message)
+impl From<AdmissionError> for RegistryError {
+    fn from(e: AdmissionError) -> Self {
+        match e {
+            AdmissionError::Denied { message } => RegistryError::code(ErrorCode::Denied, message),
+            AdmissionError::Database(e) => RegistryError::Database(e),
+        }
     }
 }
 

@@ -111,6 +111,18 @@ impl Registry {
         http::configure(cfg, actix_web::web::Data::from(self.inner.clone()));
     }
 
+    /// Delete a tag, or a manifest with every tag on it, exactly as
+    /// `DELETE /v2/<name>/manifests/<reference>` does (admission, event and
+    /// change in one transaction): the REST API's artifact and tag deletes.
+    pub async fn delete(
+        &self,
+        repository: &wharf_oci::RepositoryName,
+        reference: &wharf_oci::Reference,
+        actor: seams::Principal,
+    ) -> Result<(), RegistryError> {
+        http::delete_reference(&self.inner, repository, reference, actor).await
+    }
+
     /// `SELECT 1` against the metadata database.
     pub async fn check_database(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")

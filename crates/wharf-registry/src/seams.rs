@@ -96,38 +96,68 @@ impl Authorizer for AllowAll {
     }
 }
 
-/// A manifest about to be stored.
+/// A manifest about to be stored, as admission sees it.
 #[derive(Debug, Clone)]
 pub struct ManifestPush<'a> {
     pub repository: &'a RepositoryName,
+    /// The repository's row id (created by this push if it is new).
+    pub repository_id: i64,
     pub digest: &'a Digest,
-    pub tag: Option<&'a str>,
+    /// The tags this push sets (none for a push by digest without `?tag=`).
+    pub tags: &'a [&'a str],
     pub media_type: &'a str,
+    /// Size of the manifest itself (it is stored as a blob too).
     pub size: u64,
-    /// Sum of the sizes of the blobs the manifest references.
-    pub referenced_size: u64,
+    /// The blobs it references (config and layers): digest and size.
+    pub blobs: &'a [(String, u64)],
+    /// Child manifests of an index.
+    pub children: &'a [String],
+    /// The manifest this one refers to (`subject`), if any.
+    pub subject: Option<&'a Digest>,
 }
 
-/// Why a push was refused by policy (quota, immutable tag, read-only project).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdmissionDenied {
-    pub message: String,
+/// A tag or manifest about to be deleted. `digest` is set for a manifest
+/// (every tag on it goes too); `tag` alone for a tag.
+#[derive(Debug, Clone)]
+pub struct Deletion<'a> {
+    pub repository: &'a RepositoryName,
+    pub repository_id: i64,
+    pub tag: Option<&'a str>,
+    pub digest: Option<&'a Digest>,
 }
 
-/// Policy checks on writes, asked after validation and before anything is stored.
+/// Why admission refused a write.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// Refused by policy (quota, immutable tag, read-only project): 403
+    /// `DENIED` with this message, which says what to do.
+    #[error("{message}")]
+    Denied { message: String },
+    /// The policy could not be checked.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Policy checks on writes. The manifest and delete checks run inside the
+/// transaction that makes the change, after validation and before anything
+/// is written, so what admission records (quota usage) commits or rolls back
+/// with the change, and concurrent changes serialise on the rows it locks.
 #[async_trait]
 pub trait Admission: Send + Sync + 'static {
-    /// May this blob upload start in this repository?
-    async fn admit_blob_upload(&self, repository: &RepositoryName) -> Result<(), AdmissionDenied>;
-    /// May this manifest (and tag) be stored?
-    async fn admit_manifest(&self, push: &ManifestPush<'_>) -> Result<(), AdmissionDenied>;
+    /// May a blob upload start in this repository?
+    async fn admit_blob_upload(&self, repository: &RepositoryName) -> Result<(), AdmissionError>;
+    /// May this manifest (and its tags) be stored?
+    async fn admit_manifest(
+        &self,
+        tx: &mut PgConnection,
+        push: &ManifestPush<'_>,
+    ) -> Result<(), AdmissionError>;
     /// May this tag or manifest be deleted?
     async fn admit_delete(
         &self,
-        repository: &RepositoryName,
-        tag: Option<&str>,
-        digest: Option<&Digest>,
-    ) -> Result<(), AdmissionDenied>;
+        tx: &mut PgConnection,
+        deletion: &Deletion<'_>,
+    ) -> Result<(), AdmissionError>;
 }
 
 /// Admits every write.
@@ -136,18 +166,21 @@ pub struct AdmitAll;
 
 #[async_trait]
 impl Admission for AdmitAll {
-    async fn admit_blob_upload(&self, _: &RepositoryName) -> Result<(), AdmissionDenied> {
+    async fn admit_blob_upload(&self, _: &RepositoryName) -> Result<(), AdmissionError> {
         Ok(())
     }
-    async fn admit_manifest(&self, _: &ManifestPush<'_>) -> Result<(), AdmissionDenied> {
+    async fn admit_manifest(
+        &self,
+        _: &mut PgConnection,
+        _: &ManifestPush<'_>,
+    ) -> Result<(), AdmissionError> {
         Ok(())
     }
     async fn admit_delete(
         &self,
-        _: &RepositoryName,
-        _: Option<&str>,
-        _: Option<&Digest>,
-    ) -> Result<(), AdmissionDenied> {
+        _: &mut PgConnection,
+        _: &Deletion<'_>,
+    ) -> Result<(), AdmissionError> {
         Ok(())
     }
 }

@@ -42,6 +42,14 @@ pub async fn linked_sizes(
     Ok(rows.into_iter().map(|(d, s)| (d, s as u64)).collect())
 }
 
+/// Whether the instance has `digest` (a row in `blobs`).
+pub async fn exists(conn: &mut PgConnection, digest: &Digest) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1)")
+        .bind(digest.to_string())
+        .fetch_one(conn)
+        .await
+}
+
 /// Record a verified blob and link it to a repository (both idempotent).
 pub async fn record_and_link(
     conn: &mut PgConnection,

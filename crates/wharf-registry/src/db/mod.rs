@@ -2,6 +2,7 @@
 //! take a pool for single statements and a connection for work inside a
 //! caller's transaction.
 
+pub mod blob_locks;
 pub mod blobs;
 pub mod manifests;
 pub mod repositories;

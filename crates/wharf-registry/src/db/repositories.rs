@@ -32,6 +32,14 @@ pub async fn find(pool: &PgPool, name: &RepositoryName) -> sqlx::Result<Option<i
     Ok(row.map(|(id,)| id))
 }
 
+/// The id of an existing repository, inside a transaction.
+pub async fn id_of(conn: &mut PgConnection, name: &RepositoryName) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+        .bind(name.as_str())
+        .fetch_optional(conn)
+        .await
+}
+
 /// Repository names in byte order after `last` (exclusive), at most `limit`.
 pub async fn list(pool: &PgPool, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(

@@ -18,7 +18,7 @@ use super::{body, query_params};
 use crate::Inner;
 use crate::db;
 use crate::error::{RegistryError, Result};
-use crate::seams::{ManifestPush, Principal, RegistryEvent};
+use crate::seams::{Deletion, ManifestPush, Principal, RegistryEvent};
 
 fn manifest_unknown(reference: &Reference) -> RegistryError {
     let detail = match reference {
@@ -135,13 +135,19 @@ pub async fn put(
         ),
     };
 
-    let mut tx = reg.pool.begin().await?;
-    let repository_id = db::repositories::ensure(&mut tx, name).await?;
-
     let blob_refs: Vec<_> = manifest.blob_references().collect();
     let wanted: Vec<String> = blob_refs.iter().map(|d| d.digest.to_string()).collect();
+    let mut tx = reg.pool.begin().await?;
+    // Garbage collection must not delete what this manifest is about to
+    // reference (see db::blob_locks): hold every digest, the manifest's own
+    // included, until the commit.
+    let mut locked = wanted.clone();
+    locked.push(digest.to_string());
+    db::blob_locks::share(&mut tx, &locked).await?;
+    let repository_id = db::repositories::ensure(&mut tx, name).await?;
+
     let linked = db::blobs::linked_sizes(&mut tx, repository_id, &wanted).await?;
-    let mut referenced_size = 0u64;
+    let mut blobs = Vec::with_capacity(blob_refs.len());
     for descriptor in &blob_refs {
         let key = descriptor.digest.to_string();
         match linked.get(&key) {
@@ -159,7 +165,7 @@ pub async fn put(
                     serde_json::json!({ "digest": key, "descriptorSize": descriptor.size, "blobSize": size }),
                 ));
             }
-            Some(&size) => referenced_size += size,
+            Some(&size) => blobs.push((key, size)),
         }
     }
     let children: Vec<String> = manifest
@@ -178,23 +184,23 @@ pub async fn put(
         }
     }
 
-    let tag_names: Vec<Option<&str>> = if tags.is_empty() {
-        vec![None]
-    } else {
-        tags.iter().map(|t| Some(t.as_str())).collect()
-    };
-    for tag in &tag_names {
-        reg.admission
-            .admit_manifest(&ManifestPush {
+    let tag_names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+    reg.admission
+        .admit_manifest(
+            &mut tx,
+            &ManifestPush {
                 repository: name,
+                repository_id,
                 digest: &digest,
-                tag: *tag,
+                tags: &tag_names,
                 media_type: &manifest.media_type,
                 size: bytes.len() as u64,
-                referenced_size,
-            })
-            .await?;
-    }
+                blobs: &blobs,
+                children: &children,
+                subject: manifest.subject.as_ref().map(|s| &s.digest),
+            },
+        )
+        .await?;
 
     // Durable bytes first: a committed row never points at missing content.
     reg.store.put_verified(&digest, bytes.clone()).await?;
@@ -204,7 +210,13 @@ pub async fn put(
     for tag in &tags {
         db::tags::upsert(&mut tx, repository_id, tag.as_str(), manifest_id).await?;
     }
-    for tag in &tag_names {
+    // One event per tag set, or one untagged push.
+    let event_tags: Vec<Option<&str>> = if tag_names.is_empty() {
+        vec![None]
+    } else {
+        tag_names.iter().copied().map(Some).collect()
+    };
+    for tag in event_tags {
         let event = RegistryEvent::ManifestPushed {
             repository: name.clone(),
             digest: digest.clone(),
@@ -267,12 +279,31 @@ pub async fn delete(
     reference: &Reference,
     who: Principal,
 ) -> Result<HttpResponse> {
+    delete_reference(reg, name, reference, who).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Delete a tag, or a manifest with every tag on it, after admission, with
+/// its event, in one transaction. `MANIFEST_UNKNOWN` when there is none.
+pub(crate) async fn delete_reference(
+    reg: &Inner,
+    name: &RepositoryName,
+    reference: &Reference,
+    who: Principal,
+) -> Result<()> {
     let mut tx = reg.pool.begin().await?;
+    let Some(repository_id) = db::repositories::id_of(&mut tx, name).await? else {
+        return Err(manifest_unknown(reference));
+    };
     let event = match reference {
         Reference::Tag(tag) => {
-            reg.admission
-                .admit_delete(name, Some(tag.as_str()), None)
-                .await?;
+            let deletion = Deletion {
+                repository: name,
+                repository_id,
+                tag: Some(tag.as_str()),
+                digest: None,
+            };
+            reg.admission.admit_delete(&mut tx, &deletion).await?;
             if !db::tags::delete(&mut tx, name, tag.as_str()).await? {
                 return Err(manifest_unknown(reference));
             }
@@ -283,7 +314,13 @@ pub async fn delete(
             }
         }
         Reference::Digest(digest) => {
-            reg.admission.admit_delete(name, None, Some(digest)).await?;
+            let deletion = Deletion {
+                repository: name,
+                repository_id,
+                tag: None,
+                digest: Some(digest),
+            };
+            reg.admission.admit_delete(&mut tx, &deletion).await?;
             if !db::manifests::delete(&mut tx, name, digest).await? {
                 return Err(manifest_unknown(reference));
             }
@@ -296,5 +333,5 @@ pub async fn delete(
     };
     reg.events.record_change(&mut tx, &event).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Accepted().finish())
+    Ok(())
 }

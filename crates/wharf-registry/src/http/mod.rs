@@ -10,6 +10,8 @@ mod referrers;
 pub(crate) mod routes;
 mod uploads;
 
+pub(crate) use manifests::delete_reference;
+
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};

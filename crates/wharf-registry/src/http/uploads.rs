@@ -66,13 +66,27 @@ fn out_of_order(name: &RepositoryName, id: Uuid, offset: u64) -> RegistryError {
 }
 
 /// Record a finished blob in the repository.
-async fn link_blob(
+/// Begin the transaction that makes `digest` reachable in a repository. It
+/// holds the digest's blob lock (see `db::blob_locks`) so garbage collection
+/// cannot delete the bytes between their publication and the commit that
+/// records them.
+async fn begin_publication(
     reg: &Inner,
+    digest: &Digest,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = reg.pool.begin().await?;
+    db::blob_locks::share(&mut tx, &[digest.to_string()]).await?;
+    Ok(tx)
+}
+
+/// Record a just-published blob, link it to the repository, end the upload
+/// session (if any) and commit.
+async fn link_blob(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     name: &RepositoryName,
     blob: &StoredBlob,
     upload: Option<Uuid>,
 ) -> Result<()> {
-    let mut tx = reg.pool.begin().await?;
     let repository_id = db::repositories::ensure(&mut tx, name).await?;
     db::blobs::record_and_link(&mut tx, repository_id, &blob.digest, blob.size).await?;
     if let Some(id) = upload {
@@ -139,8 +153,13 @@ pub async fn start(
     if let Some(mount) = query_param(req, "mount") {
         let digest = parse_digest(&mount)?;
         if let Some(blob) = mountable(req, reg, &digest).await? {
-            link_blob(reg, name, &blob, None).await?;
-            return Ok(blob_created(name, &digest));
+            let mut tx = begin_publication(reg, &digest).await?;
+            // Checked again under the lock: garbage collection may have
+            // taken the blob since.
+            if db::blobs::exists(&mut tx, &digest).await? {
+                link_blob(tx, name, &blob, None).await?;
+                return Ok(blob_created(name, &digest));
+            }
         }
         // Not mountable (unknown, or not readable by this caller): a normal
         // upload session, as the spec requires — never a 404.
@@ -149,8 +168,10 @@ pub async fn start(
         let digest = parse_digest(&value)?;
         let id = Uuid::new_v4();
         let state = reg.store.begin_upload(id, digest.algorithm()).await?;
-        let blob = append_and_finish(reg, id, state, body::stream(payload), &digest).await?;
-        link_blob(reg, name, &blob, None).await?;
+        let state = append_all(reg, id, state, body::stream(payload)).await?;
+        let tx = begin_publication(reg, &digest).await?;
+        let blob = finish_or_discard(reg, id, state, &digest).await?;
+        link_blob(tx, name, &blob, None).await?;
         return Ok(blob_created(name, &digest));
     }
     let algorithm = match query_param(req, "digest-algorithm") {
@@ -199,22 +220,30 @@ async fn mountable(req: &HttpRequest, reg: &Inner, digest: &Digest) -> Result<Op
         }))
 }
 
-/// Append a whole body to a fresh upload and verify it; on any failure the
-/// store's data for the upload is discarded.
-async fn append_and_finish(
+/// Append a whole body to a fresh upload; on failure the store's data for
+/// the upload is discarded.
+async fn append_all(
     reg: &Inner,
     id: Uuid,
     state: UploadState,
     body: wharf_store::ByteStream,
-    digest: &Digest,
-) -> Result<StoredBlob> {
-    let state = match reg.store.append(id, state.clone(), body).await {
-        Ok(state) => state,
+) -> Result<UploadState> {
+    match reg.store.append(id, state.clone(), body).await {
+        Ok(state) => Ok(state),
         Err(e) => {
             discard(reg, id, state).await;
-            return Err(e.into());
+            Err(e.into())
         }
-    };
+    }
+}
+
+/// Verify and publish a fresh upload; on failure its data is discarded.
+async fn finish_or_discard(
+    reg: &Inner,
+    id: Uuid,
+    state: UploadState,
+    digest: &Digest,
+) -> Result<StoredBlob> {
     match reg.store.finish(id, state.clone(), digest).await {
         Ok(blob) => Ok(blob),
         Err(e) => {
@@ -321,17 +350,26 @@ pub async fn put(
     let digest = parse_digest(&value)?;
     let state = take(reg, name, id).await?;
     let state = append_chunk(req, payload, reg, name, id, state).await?;
+    let tx = match begin_publication(reg, &digest).await {
+        Ok(tx) => tx,
+        Err(e) => {
+            db::uploads::release(&reg.pool, id).await?;
+            return Err(e);
+        }
+    };
     match reg.store.finish(id, state.clone(), &digest).await {
         Ok(blob) => {
-            link_blob(reg, name, &blob, Some(id)).await?;
+            link_blob(tx, name, &blob, Some(id)).await?;
             Ok(blob_created(name, &digest))
         }
         Err(e @ StoreError::DigestMismatch { .. }) => {
+            drop(tx);
             // The store discarded the data; the session is over.
             db::uploads::delete(&reg.pool, id).await?;
             Err(e.into())
         }
         Err(e) => {
+            drop(tx);
             db::uploads::save_and_release(&reg.pool, id, &state).await?;
             Err(e.into())
         }
