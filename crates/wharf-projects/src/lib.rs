@@ -19,6 +19,7 @@ pub mod rbac;
 pub mod robots;
 pub mod roles;
 pub mod security;
+pub mod selectors;
 pub mod users;
 
 pub use error::{Error, Result};
