@@ -165,10 +165,11 @@ def cmd_head_latency(args):
     reg = Registry(args.registry)
     conn = reg.connect()
     path = f"/v2/{args.repo}/blobs/{args.digest}"
+    headers = {"Authorization": AUTHORIZATION} if AUTHORIZATION else {}
     samples = []
     for _ in range(args.count):
         start = time.perf_counter()
-        conn.request("HEAD", path)
+        conn.request("HEAD", path, headers=headers)
         resp = conn.getresponse()
         resp.read()
         samples.append((time.perf_counter() - start) * 1000)

@@ -138,6 +138,8 @@ R[reference_rss_idle]=$(rss_mib "$REF_PID" VmRSS)
 # --- measurements -----------------------------------------------------------------
 REPS=${BENCH_REPS:-3}
 REPO=library/bench
+WHARF_URL="http://127.0.0.1:$WHARF_PORT"
+REF_URL="http://127.0.0.1:$REF_PORT"
 # Wharf denies by default: every request carries a bearer token for the bench
 # repository, as docker's would. The reference registry runs open and ignores it.
 TOKEN=$(curl -fsS -u "admin:$BENCH_ADMIN_PASSWORD" \
@@ -145,8 +147,6 @@ TOKEN=$(curl -fsS -u "admin:$BENCH_ADMIN_PASSWORD" \
     python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 export REGISTRY_AUTHORIZATION="Bearer $TOKEN"
 AUTH_HEADER="Authorization: $REGISTRY_AUTHORIZATION"
-WHARF_URL="http://127.0.0.1:$WHARF_PORT"
-REF_URL="http://127.0.0.1:$REF_PORT"
 
 # New content for the big blob (its first 32 bytes), so no push is ever of a
 # blob the registry already holds. Prints the new digest.
