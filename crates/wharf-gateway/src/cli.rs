@@ -58,6 +58,16 @@ pub enum Command {
     /// migrations take a PostgreSQL advisory lock.
     Migrate(MigrateArgs),
 
+    /// Run one garbage collection now and print what it deleted; exit 0 on
+    /// success, 1 on failure.
+    ///
+    /// Works directly on the configured database and storage: no server is
+    /// needed, and servers may keep serving meanwhile (pushes are never
+    /// broken by it; see docs/gc.md). Refuses to start while another
+    /// collection runs. Blobs, links and untagged artifacts recorded within
+    /// registry.gc_grace_period_secs are left alone.
+    Gc(GcArgs),
+
     /// Print the effective configuration as TOML, secrets redacted, and exit.
     ///
     /// Accepts the same flags as `serve`, so it shows exactly what `wharf serve`
@@ -90,6 +100,43 @@ pub struct MigrateArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// Report what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also delete artifacts without tags (not children of an index, not
+    /// accessories of an artifact that stays).
+    #[arg(long)]
+    pub delete_untagged: bool,
+
+    /// Parallel blob deletions, 1 to 5.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub workers: u8,
+
+    /// Print the report as JSON on stdout (the log goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Directory for local state: filesystem storage and the embedded
+    /// PostgreSQL [default: ./data] [config: data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl GcArgs {
+    /// The collection these flags ask for.
+    pub fn options(&self) -> wharf_registry::gc::GcOptions {
+        wharf_registry::gc::GcOptions {
+            dry_run: self.dry_run,
+            delete_untagged: self.delete_untagged,
+            workers: usize::from(self.workers),
+            ..wharf_registry::gc::GcOptions::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LogFormatArg {
     Text,
@@ -114,6 +161,7 @@ impl Cli {
                 overrides.external_url = args.external_url.clone();
             }
             Command::Migrate(args) => overrides.data_dir = args.data_dir.clone(),
+            Command::Gc(args) => overrides.data_dir = args.data_dir.clone(),
         }
         overrides
     }

@@ -53,6 +53,41 @@ pub struct Config {
     pub storage: StorageConfig,
     pub registry: RegistryConfig,
     pub auth: AuthConfig,
+    pub projects: ProjectsConfig,
+    pub jobs: JobsConfig,
+}
+
+/// `[projects]`: defaults for new projects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectsConfig {
+    /// Storage quota of a project created without one, in bytes; -1 is
+    /// unlimited (Harbor's `storage_per_project`).
+    pub default_storage_limit: i64,
+}
+
+impl Default for ProjectsConfig {
+    fn default() -> Self {
+        Self {
+            default_storage_limit: -1,
+        }
+    }
+}
+
+/// `[jobs]`: this process's share of the background-job queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Jobs (garbage collection, retention, purges, ...) this process runs
+    /// at once; 0 runs none here, for installations where `wharf worker`
+    /// processes do the background work.
+    pub workers: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { workers: 2 }
+    }
 }
 
 /// `[log]`: how Wharf writes its logs (to stderr).
@@ -122,6 +157,8 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             registry: RegistryConfig::default(),
             auth: AuthConfig::default(),
+            projects: ProjectsConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -249,6 +286,17 @@ pub const ENV_VARS: &[EnvVar] = &[
         "registry.maintenance_interval_secs",
         EnvKind::Integer,
     ),
+    var(
+        "WHARF_REGISTRY_GC_GRACE_PERIOD_SECS",
+        "registry.gc_grace_period_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_PROJECTS_DEFAULT_STORAGE_LIMIT",
+        "projects.default_storage_limit",
+        EnvKind::Integer,
+    ),
+    var("WHARF_JOBS_WORKERS", "jobs.workers", EnvKind::Integer),
     var(
         "WHARF_ADMIN_PASSWORD",
         "auth.admin_password",
@@ -431,6 +479,12 @@ impl Config {
             }
             _ => {}
         }
+        if self.projects.default_storage_limit < -1 || self.projects.default_storage_limit == 0 {
+            return Err(ConfigError::Invalid(
+                "`projects.default_storage_limit` must be -1 (unlimited) or a number of bytes"
+                    .into(),
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "`database.max_connections` must be at least 1".into(),
@@ -499,6 +553,8 @@ impl fmt::Debug for Config {
             .field("storage", &storage.trim().replace('\n', ", "))
             .field("registry", &safe.registry)
             .field("auth", &safe.auth)
+            .field("projects", &safe.projects)
+            .field("jobs", &safe.jobs)
             .finish()
     }
 }

@@ -40,6 +40,16 @@ pub struct Database {
     embedded: Option<EmbeddedPostgres>,
 }
 
+/// Whether `host` is this machine (a name, an address or a socket directory).
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.starts_with('/')
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Database {
     /// Connect to `database.url`, or start the embedded cluster when it is unset.
     /// Start-up retries for `database.connect_timeout_secs` while the server is
@@ -51,7 +61,15 @@ impl Database {
                 if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                     return Err(DatabaseError::Scheme);
                 }
-                let options = PgConnectOptions::from_str(url).map_err(DatabaseError::Url)?;
+                let mut options = PgConnectOptions::from_str(url).map_err(DatabaseError::Url)?;
+                if is_loopback(options.get_host()) && !url.contains("sslmode=") {
+                    // TLS to a server on this host protects nothing, and
+                    // costs: sqlx leaves Nagle's algorithm on, so a statement
+                    // with more than one TLS record of parameters (a large
+                    // manifest, a batch) waits ~40 ms for a delayed ACK. An
+                    // explicit `sslmode` in the URL still wins.
+                    options = options.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+                }
                 let target = format!(
                     "{}:{}/{}",
                     options.get_host(),
@@ -155,6 +173,23 @@ fn is_transient(e: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_machine_counts_as_loopback() {
+        for local in [
+            "localhost",
+            "127.0.0.1",
+            "127.0.0.53",
+            "::1",
+            "[::1]",
+            "/run/postgresql",
+        ] {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in ["db.internal", "10.0.0.5", "::ffff:10.0.0.5", "postgres"] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
+    }
 
     #[test]
     fn migrations_take_the_advisory_lock() {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod database;
 pub mod embedded_postgres;
+pub mod gc;
 pub mod health;
 pub mod openapi;
 pub mod server;

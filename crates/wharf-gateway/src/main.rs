@@ -53,6 +53,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(_) => server::serve(config).await,
             Command::Migrate(_) => server::migrate(config).await,
+            Command::Gc(args) => wharf_gateway::gc::run(config, args.options(), args.json)
+                .await
+                .map(|_| ()),
             Command::Config(_) => Ok(()),
         }
     });

@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tracing_actix_web::{RequestId, TracingLogger};
 use wharf_auth::Auth;
+use wharf_projects::admission::ProjectAdmission;
 use wharf_projects::audit::RegistryAudit;
 use wharf_projects::http::ApiSettings;
 use wharf_registry::Registry;
@@ -82,8 +83,32 @@ async fn serve_with(
     let (audit, audit_writer) = RegistryAudit::spawn(pool.clone());
     let registry = Registry::new(pool.clone(), store, config.registry.clone())
         .with_authorizer(auth.authorizer())
+        .with_admission(Arc::new(ProjectAdmission::new(pool.clone())))
         .with_events(Arc::new(audit));
     let maintenance = registry.spawn_maintenance();
+    // Background jobs (GC, purges, quota repair): this replica's share of
+    // the queue's workers, and its scheduler.
+    let mut jobs = wharf_jobs::Jobs::start(pool.clone())
+        .await
+        .context("cannot start the job queue")?;
+    wharf_projects::jobs::register_jobs(&mut jobs);
+    jobs.register(
+        wharf_projects::jobs::gc::KIND,
+        Arc::new(wharf_projects::jobs::gc::GcJob::new(registry.clone())),
+    );
+    jobs.register(
+        wharf_projects::retention::KIND,
+        Arc::new(wharf_projects::retention::RetentionJob::new(
+            registry.clone(),
+        )),
+    );
+    let (stop_jobs, jobs_stopping) = tokio::sync::watch::channel(false);
+    let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let job_worker = (config.jobs.workers > 0)
+        .then(|| jobs.run_worker(config.jobs.workers, stopping(jobs_stopping.clone())));
+    let job_scheduler = jobs.run_scheduler(stopping(jobs_stopping));
     // Expired sessions and stale throttling counters: small tables, so an
     // hourly sweep is plenty.
     let auth_maintenance = auth.spawn_maintenance(std::time::Duration::from_secs(3600));
@@ -94,6 +119,7 @@ async fn serve_with(
             version: env!("CARGO_PKG_VERSION").to_owned(),
             storage_provider: registry.store().backend_name().to_owned(),
             robot_prefix: config.auth.robot_prefix.clone(),
+            default_storage_limit: config.projects.default_storage_limit,
         },
         pool,
         registry,
@@ -123,6 +149,13 @@ async fn serve_with(
     };
     maintenance.abort();
     auth_maintenance.abort();
+    // Running jobs get the worker's grace period, then go back to the queue
+    // for another replica (or the next start).
+    let _ = stop_jobs.send(true);
+    if let Some(worker) = job_worker {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), worker).await;
+    }
+    job_scheduler.abort();
     // The server and with it every audit sink are gone: the writer drains
     // what is queued and ends.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), audit_writer).await;
@@ -213,6 +246,9 @@ pub fn build_server(
             .wrap(TracingLogger::default())
             .app_data(health.clone())
             .app_data(pool.clone())
+            // The REST API's artifact writes (copy, tag, delete) go through
+            // the registry, like /v2's.
+            .app_data(web::Data::new((*registry).clone()))
             .app_data(api.clone())
             // Unauthenticated probes first, so they never depend on the database
             // answering an identification query.

@@ -334,9 +334,51 @@ impl EventSink for RegistryAudit {
     }
 }
 
+/// What a pull event says about pull times.
+fn pull_of(event: &RegistryEvent) -> Option<crate::artifacts::Pull> {
+    match event {
+        RegistryEvent::ManifestPulled {
+            repository,
+            digest,
+            tag,
+            ..
+        } => Some(crate::artifacts::Pull {
+            repository: repository.as_str().to_owned(),
+            digest: digest.to_string(),
+            tag: tag.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Two replicas flushing batches over the same rows at once can deadlock
+/// (PostgreSQL then aborts one of them): the loser tries again, a few times.
+async fn record_pull_times(pool: &PgPool, pulls: &[crate::artifacts::Pull]) {
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        match crate::artifacts::record_pulls(pool, pulls).await {
+            Ok(()) => return,
+            Err(crate::Error::Database(e))
+                if attempt < ATTEMPTS
+                    && e.as_database_error().and_then(|d| d.code()).as_deref() == Some("40P01") =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pulls = pulls.len(), "could not record pull times");
+                return;
+            }
+        }
+    }
+}
+
 async fn write_pulls(pool: PgPool, mut rx: mpsc::Receiver<RegistryEvent>) {
     let mut batch = Vec::with_capacity(PULL_BATCH);
     while rx.recv_many(&mut batch, PULL_BATCH).await > 0 {
+        // Pull times and counts ride on the same batch: one statement for
+        // all of them instead of a write per pull.
+        let pulls: Vec<crate::artifacts::Pull> = batch.iter().filter_map(pull_of).collect();
+        record_pull_times(&pool, &pulls).await;
         let described: Vec<Described> = batch.drain(..).map(|e| describe(&e)).collect();
         let mut projects = Vec::new();
         let mut usernames = Vec::new();

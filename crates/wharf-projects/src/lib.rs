@@ -8,14 +8,21 @@
 //! [`sqlx::Acquire`] and open a transaction (a savepoint inside the caller's
 //! transaction), so a caller can bundle a change with its audit entry.
 
+pub mod admission;
+pub mod artifacts;
 pub mod audit;
 pub mod error;
 pub mod http;
+pub mod immutability;
+pub mod jobs;
+pub mod labels;
 pub mod members;
 pub mod names;
 pub mod password;
 pub mod projects;
+pub mod quotas;
 pub mod rbac;
+pub mod retention;
 pub mod robots;
 pub mod roles;
 pub mod security;

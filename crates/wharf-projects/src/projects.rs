@@ -617,3 +617,13 @@ pub async fn repository_count(db: impl PgExecutor<'_>, project_name: &str) -> Re
             .await?,
     )
 }
+
+/// The bytes stored in the whole instance: every distinct blob once,
+/// however many repositories and projects share it.
+pub async fn total_blob_bytes(db: impl PgExecutor<'_>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(sum(size), 0)::bigint FROM blobs")
+            .fetch_one(db)
+            .await?,
+    )
+}

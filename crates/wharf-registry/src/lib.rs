@@ -10,8 +10,10 @@
 //! module): traits with permissive defaults that later crates replace through
 //! the `with_*` builders, without touching the handlers.
 
+mod artifacts;
 mod db;
 pub mod error;
+pub mod gc;
 mod http;
 pub mod seams;
 
@@ -21,6 +23,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use wharf_store::BlobStore;
 
+pub use artifacts::{BlobContent, Tagged};
 pub use error::RegistryError;
 use seams::{Admission, AdmitAll, AllowAll, Authorizer, EventSink, LogEvents};
 
@@ -32,6 +35,10 @@ pub struct RegistryConfig {
     pub upload_purge_after_secs: u64,
     /// How often the purge runs (seconds).
     pub maintenance_interval_secs: u64,
+    /// Garbage collection leaves alone every blob, link and untagged
+    /// manifest recorded less than this long ago (seconds), so layers
+    /// uploaded before their manifest survive until it arrives.
+    pub gc_grace_period_secs: u64,
 }
 
 impl Default for RegistryConfig {
@@ -39,6 +46,7 @@ impl Default for RegistryConfig {
         Self {
             upload_purge_after_secs: 24 * 3600,
             maintenance_interval_secs: 3600,
+            gc_grace_period_secs: 2 * 3600,
         }
     }
 }

@@ -20,7 +20,7 @@ use wharf_oci::{Digest, DigestAlgorithm, DigestHasher};
 
 use crate::layout::{self, UPLOAD_DATA, UPLOADS};
 use crate::upload::BackendState;
-use crate::{BlobBody, ByteRange, ByteStream, StoreError, StoredBlob, UploadState};
+use crate::{BlobBody, ByteRange, ByteStream, ListedBlob, StoreError, StoredBlob, UploadState};
 
 /// Write buffer for upload data: few large writes instead of one per chunk.
 const WRITE_BUFFER: usize = 1024 * 1024;
@@ -187,6 +187,21 @@ impl FilesystemBackend {
             Err(e) if !is_not_found(&e) => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    pub(crate) fn list_blobs(
+        &self,
+    ) -> futures_util::stream::BoxStream<'static, Result<ListedBlob, StoreError>> {
+        let root = self.root.join(layout::BLOBS);
+        futures_util::stream::once(async move { blob_shards(&root).await })
+            .map_ok(|shards| {
+                futures_util::stream::iter(shards)
+                    .then(|(algorithm, dir)| async move { read_shard(algorithm, &dir).await })
+                    .map_ok(|blobs| futures_util::stream::iter(blobs.into_iter().map(Ok)))
+                    .try_flatten()
+            })
+            .try_flatten()
+            .boxed()
     }
 
     pub(crate) async fn begin_upload(
@@ -375,6 +390,79 @@ impl FilesystemBackend {
         }
         Ok(removed)
     }
+}
+
+/// Entries of `dir`, or none if it does not exist.
+async fn dir_entries(dir: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
+    let mut entries = match fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// The shard directories (`blobs/<alg>/<xx>`) with their algorithm.
+async fn blob_shards(blobs: &Path) -> Result<Vec<(DigestAlgorithm, PathBuf)>, StoreError> {
+    let mut shards = Vec::new();
+    for alg_dir in dir_entries(blobs).await? {
+        let Some(algorithm) = alg_dir
+            .file_name()
+            .to_str()
+            .and_then(DigestAlgorithm::parse)
+        else {
+            continue;
+        };
+        for shard in dir_entries(&alg_dir.path()).await? {
+            if shard.file_type().await.is_ok_and(|t| t.is_dir()) {
+                shards.push((algorithm, shard.path()));
+            }
+        }
+    }
+    Ok(shards)
+}
+
+/// The blobs of one shard directory; files removed meanwhile are left out.
+/// One blocking task reads the whole shard: a task per file would cost more
+/// than the `stat` itself.
+async fn read_shard(algorithm: DigestAlgorithm, dir: &Path) -> Result<Vec<ListedBlob>, StoreError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut blobs = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Some(digest) = entry
+                .file_name()
+                .to_str()
+                .and_then(|hex| Digest::from_parts(algorithm, hex).ok())
+            else {
+                continue;
+            };
+            let meta = match entry.metadata() {
+                Ok(meta) if meta.is_file() => meta,
+                Ok(_) => continue,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            blobs.push(ListedBlob {
+                digest,
+                size: meta.len(),
+                modified: meta.modified()?,
+            });
+        }
+        Ok(blobs)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Ask the kernel to start writing the file's dirty pages to disk now, without

@@ -9,6 +9,7 @@
 //! store.get(&digest, Some(ByteRange{start,end_inclusive})).await? -> BlobBody  // stream
 //! store.put_verified(&digest, bytes).await?               // small blobs (manifests): hash-checks, then durable write
 //! store.delete(&digest).await?
+//! store.list_blobs() -> stream of ListedBlob{digest,size,modified}  // garbage collection's sweep
 //!
 //! // uploads: state is persisted by the caller (registry) as JSON in Postgres after
 //! // every call, so the next call may run in another process.
@@ -85,6 +86,17 @@ pub struct StoredBlob {
     pub digest: Digest,
     /// Its size in bytes.
     pub size: u64,
+}
+
+/// A blob found by [`BlobStore::list_blobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedBlob {
+    /// Its digest, from its key.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written (its mtime, or the object's last modification).
+    pub modified: std::time::SystemTime,
 }
 
 /// Resumable state of one upload. Serialize it, keep it, hand it back on the next call.
@@ -210,6 +222,17 @@ impl BlobStore {
         match &*self.backend {
             Backend::Filesystem(b) => b.delete(digest).await,
             Backend::Object(b) => b.delete(digest).await,
+        }
+    }
+
+    /// Every blob in the store, streamed in no particular order (one shard
+    /// directory or one listing page in memory at a time). Keys that are not
+    /// a blob's (stray files, unknown algorithms) are skipped. Blobs written
+    /// or removed while the listing runs may or may not appear.
+    pub fn list_blobs(&self) -> BoxStream<'static, Result<ListedBlob, StoreError>> {
+        match &*self.backend {
+            Backend::Filesystem(b) => b.list_blobs(),
+            Backend::Object(b) => b.list_blobs(),
         }
     }
 

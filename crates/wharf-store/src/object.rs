@@ -35,7 +35,7 @@ use wharf_oci::{Digest, DigestAlgorithm, DigestHasher};
 
 use crate::layout::{self, UPLOAD_DATA, UPLOADS};
 use crate::upload::{BackendState, ObjectUpload};
-use crate::{BlobBody, ByteRange, ByteStream, StoreError, StoredBlob, UploadState};
+use crate::{BlobBody, ByteRange, ByteStream, ListedBlob, StoreError, StoredBlob, UploadState};
 
 /// Size of every multipart part but the last.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -222,6 +222,34 @@ impl ObjectBackend {
 
     pub(crate) async fn delete(&self, digest: &Digest) -> Result<(), StoreError> {
         self.delete_if_present(&self.blob_key(digest)).await
+    }
+
+    pub(crate) fn list_blobs(
+        &self,
+    ) -> futures_util::stream::BoxStream<'static, Result<ListedBlob, StoreError>> {
+        let blobs = self.key(&[layout::BLOBS]);
+        let listing = self.store.list(Some(&blobs));
+        listing
+            .map_err(StoreError::from)
+            .try_filter_map(move |meta| {
+                // `blobs/<alg>/<xx>/<hex>`: anything else under the prefix is not a blob.
+                let parts: Vec<String> = meta
+                    .location
+                    .prefix_match(&blobs)
+                    .map(|rest| rest.map(|p| p.as_ref().to_owned()).collect())
+                    .unwrap_or_default();
+                let digest = match parts.as_slice() {
+                    [algorithm, _, hex] => DigestAlgorithm::parse(algorithm)
+                        .and_then(|a| Digest::from_parts(a, hex).ok()),
+                    _ => None,
+                };
+                std::future::ready(Ok(digest.map(|digest| ListedBlob {
+                    digest,
+                    size: meta.size,
+                    modified: SystemTime::from(meta.last_modified),
+                })))
+            })
+            .boxed()
     }
 
     pub(crate) fn begin_upload(&self, algorithm: DigestAlgorithm) -> UploadState {

@@ -594,6 +594,58 @@ mod scenarios {
         }
     }
 
+    pub async fn listing_yields_every_blob_and_nothing_else(f: &Fixture) {
+        let before = std::time::SystemTime::now() - Duration::from_secs(5);
+        let mut expected = Vec::new();
+        for seed in 0..5 {
+            let bytes = data(100 + seed as usize, 200 + seed);
+            let d = sha256(&bytes);
+            f.store
+                .put_verified(&d, Bytes::from(bytes.clone()))
+                .await
+                .unwrap();
+            expected.push((d.to_string(), bytes.len() as u64));
+        }
+        let big = data(3000, 300);
+        let d512 = Digest::of(DigestAlgorithm::Sha512, &big);
+        f.store.put_verified(&d512, Bytes::from(big)).await.unwrap();
+        expected.push((d512.to_string(), 3000));
+        // An upload in progress is not a blob.
+        let id = Uuid::new_v4();
+        let st = f
+            .store
+            .begin_upload(id, DigestAlgorithm::Sha256)
+            .await
+            .unwrap();
+        f.store
+            .append(id, st, body_of(b"partial", 3))
+            .await
+            .unwrap();
+        let removed = sha256(b"removed again");
+        f.store
+            .put_verified(&removed, Bytes::from_static(b"removed again"))
+            .await
+            .unwrap();
+        f.store.delete(&removed).await.unwrap();
+
+        let listed: Vec<wharf_store::ListedBlob> = f
+            .store
+            .list_blobs()
+            .try_collect()
+            .await
+            .expect("list blobs");
+        let mut got: Vec<(String, u64)> = listed
+            .iter()
+            .map(|b| (b.digest.to_string(), b.size))
+            .collect();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected);
+        for blob in &listed {
+            assert!(blob.modified > before, "modification time is recent");
+        }
+    }
+
     pub async fn foreign_or_corrupt_state_is_rejected(f: &Fixture) {
         let id = Uuid::new_v4();
         let mut st = f
@@ -643,6 +695,7 @@ macro_rules! backend_tests {
             case!(empty_blob_and_repeated_finish);
             case!(foreign_or_corrupt_state_is_rejected);
             case!(stale_state_never_mixes_contents);
+            case!(listing_yields_every_blob_and_nothing_else);
         }
     };
 }

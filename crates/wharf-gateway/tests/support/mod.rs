@@ -295,6 +295,12 @@ impl Backend {
 
     /// Start a server on this backend and wait until it is ready.
     pub async fn start(&self) -> Server {
+        self.start_with_env(&[]).await
+    }
+
+    /// [`Backend::start`] with extra environment for the server, such as
+    /// `WHARF_CONFIG` naming a file with the settings a test needs.
+    pub async fn start_with_env(&self, env: &[(&str, String)]) -> Server {
         let n = self
             .started
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -310,6 +316,9 @@ impl Backend {
             Flavor::Wharf => self.wharf_command(&addr),
             Flavor::Reference => self.reference_command(&addr, n),
         };
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log);
@@ -762,10 +771,13 @@ pub const E2E_ADMIN: (&str, &str) = ("admin", "Wharf-e2e-Admin1");
 pub struct Oci {
     pub http: reqwest::Client,
     credentials: Option<(String, String)>,
-    tokens: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<(String, Option<String>), Option<String>>>,
-    >,
+    tokens: TokenCache,
 }
+
+/// Tokens by (registry origin, scope); `None` when the registry needs none.
+type TokenCache = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<(String, Option<String>), Option<String>>>,
+>;
 
 /// The token scope a `/v2` path needs: the repository's, the catalog's, or
 /// none for the base endpoint.

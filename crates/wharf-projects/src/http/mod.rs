@@ -9,13 +9,24 @@
 //!
 //! Mount with [`configure`] inside the `/api/v2.0` scope.
 
+mod artifacts;
 mod audit_logs;
 pub mod error;
+mod gc;
+mod immutable;
+mod labels;
 mod members;
 pub mod paging;
 mod projects;
+mod purge_audit;
 pub mod query;
+mod quotas;
+mod repositories;
+mod retention;
 mod robots;
+pub mod schedules;
+mod search;
+mod statistics;
 mod system;
 mod users;
 
@@ -42,7 +53,7 @@ pub(crate) fn created_at(req: &HttpRequest, id: impl std::fmt::Display) -> HttpR
 
 /// Facts about this installation the API reports (`/systeminfo`) and needs
 /// (absolute links), provided by the gateway as app data.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// The URL clients reach Wharf at, if configured (`external_url`).
     pub external_url: Option<String>,
@@ -52,6 +63,22 @@ pub struct ApiSettings {
     pub storage_provider: String,
     /// The login-name prefix of robot accounts (`robot$`).
     pub robot_prefix: String,
+    /// The storage limit in bytes of a project created without one (or by
+    /// someone who may not choose it); -1 is unlimited (Harbor's
+    /// `storage_per_project`).
+    pub default_storage_limit: i64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            external_url: None,
+            version: String::new(),
+            storage_provider: String::new(),
+            robot_prefix: String::new(),
+            default_storage_limit: crate::quotas::UNLIMITED,
+        }
+    }
 }
 
 /// Mount every API route (paths relative to the `/api/v2.0` scope). Needs
@@ -61,8 +88,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     projects::configure(cfg);
     members::configure(cfg);
     robots::configure(cfg);
+    purge_audit::configure(cfg);
+    gc::configure(cfg);
     audit_logs::configure(cfg);
     system::configure(cfg);
+    repositories::configure(cfg);
+    retention::configure(cfg);
+    artifacts::configure(cfg);
+    quotas::configure(cfg);
+    immutable::configure(cfg);
+    labels::configure(cfg);
+    search::configure(cfg);
+    statistics::configure(cfg);
 }
 
 /// The OpenAPI document of every route [`configure`] mounts (paths relative
@@ -75,7 +112,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         projects::Doc::openapi(),
         members::Doc::openapi(),
         robots::Doc::openapi(),
+        purge_audit::Doc::openapi(),
+        gc::Doc::openapi(),
         audit_logs::Doc::openapi(),
+        repositories::Doc::openapi(),
+        retention::Doc::openapi(),
+        artifacts::Doc::openapi(),
+        quotas::Doc::openapi(),
+        immutable::Doc::openapi(),
+        labels::Doc::openapi(),
+        search::Doc::openapi(),
+        statistics::Doc::openapi(),
     ] {
         doc.merge(part);
     }

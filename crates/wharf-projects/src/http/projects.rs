@@ -31,7 +31,7 @@ use crate::names::ProjectName;
 use crate::projects::{
     NewProject, Project as StoredProject, ProjectSearch, ProjectSort, create_project,
     delete_metadata, delete_project, get_project_by_name, repository_count, repository_counts,
-    search_projects, set_metadata, set_storage_limit, validate_metadata,
+    search_projects, set_metadata, validate_metadata,
 };
 use crate::robots::PermissionKind;
 use crate::roles::Role;
@@ -403,6 +403,63 @@ fn id_terms(query: &Query, key: &str) -> ApiResult<Option<Vec<i64>>> {
     }
 }
 
+/// Every project `principal` may see, by the same rule as `GET /projects`
+/// (optionally only those whose name contains `name_contains`), in name
+/// order. For `/search` and `/statistics`, which must agree with the
+/// project listing.
+pub(super) async fn visible_projects(
+    pool: &PgPool,
+    principal: &Principal,
+    name_contains: Option<&str>,
+) -> ApiResult<Vec<StoredProject>> {
+    let (see_all, member, granted) = visibility(principal);
+    let mut search = ProjectSearch {
+        see_all,
+        member,
+        granted,
+        name: name_contains.map(|text| TextMatch::Contains(text.to_owned())),
+        page: crate::Page {
+            page: 1,
+            page_size: crate::Page::MAX_SIZE,
+        },
+        ..ProjectSearch::default()
+    };
+    let mut projects = Vec::new();
+    loop {
+        let listing = search_projects(pool, &search).await?;
+        let last = listing.items.len() < crate::Page::MAX_SIZE as usize;
+        projects.extend(listing.items);
+        if last || i64::try_from(projects.len()).unwrap_or(i64::MAX) >= listing.total {
+            return Ok(projects);
+        }
+        search.page.page += 1;
+    }
+}
+
+/// `projects` as `GET /projects` shows them to `principal` (its roles,
+/// repository counts).
+pub(super) async fn projects_json(
+    pool: &PgPool,
+    principal: &Principal,
+    projects: Vec<StoredProject>,
+) -> ApiResult<Vec<Project>> {
+    let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+    let names: Vec<String> = projects.iter().map(|p| p.name.clone()).collect();
+    let roles = match principal.user() {
+        Some(user) => roles_in_projects(pool, user.id, &ids).await?,
+        None => BTreeMap::new(),
+    };
+    let counts = repository_counts(pool, &names).await?;
+    Ok(projects
+        .into_iter()
+        .map(|project| {
+            let held = roles.get(&project.id).map_or(&[][..], Vec::as_slice);
+            let count = counts.get(&project.name).copied().unwrap_or(0);
+            to_json(project, held, count)
+        })
+        .collect())
+}
+
 async fn stored_repo_count(pool: &PgPool, project: &StoredProject) -> ApiResult<i64> {
     Ok(repository_count(pool, &project.name).await?)
 }
@@ -543,6 +600,7 @@ async fn create_project_handler(
     req: HttpRequest,
     caller: Caller,
     pool: web::Data<PgPool>,
+    settings: web::Data<super::ApiSettings>,
     body: web::Json<ProjectReq>,
 ) -> ApiResult<HttpResponse> {
     require_system(&caller, "project", "create")?;
@@ -558,10 +616,13 @@ async fn create_project_handler(
     let metadata = clean_metadata(metadata)?;
     let public = metadata.get("public").is_some_and(|v| v == "true");
     // As in Harbor: only system administrators choose the quota; everyone
-    // else (and a missing or zero limit) gets the default, unlimited.
+    // else (and a missing or zero limit) gets the configured default.
     let storage_limit = match body.storage_limit {
-        Some(limit) if limit != 0 && caller.principal.is_sysadmin() => limit,
-        _ => -1,
+        Some(limit) if limit != 0 && caller.principal.is_sysadmin() => {
+            crate::quotas::check_hard_limit(limit)?;
+            limit
+        }
+        _ => settings.default_storage_limit,
     };
     let mut tx = pool.begin().await?;
     let owner_id = match caller.principal.user() {
@@ -674,12 +735,17 @@ async fn update_project(
             "only system administrators can change the storage limit",
         ));
     }
+    if let Some(limit) = new_limit {
+        crate::quotas::check_hard_limit(limit)?;
+    }
     let mut tx = pool.begin().await?;
     if !metadata.is_empty() {
         set_metadata(&mut *tx, project.id, &metadata).await?;
     }
     if let Some(limit) = new_limit {
-        set_storage_limit(&mut *tx, project.id, limit).await?;
+        // Through the quota, so pushes in flight finish against the old
+        // limit and the quota's update time moves.
+        crate::quotas::set_hard_limit(&mut tx, project.id, limit).await?;
     }
     let mut changed: Vec<String> = metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if let Some(limit) = new_limit {
@@ -826,11 +892,10 @@ async fn project_summary(
         summary.limited_guest_count = count(Role::LimitedGuest);
     }
     if access.allows("quota", "read") {
-        // Usage is reported as 0 until storage accounting arrives with the
-        // project lifecycle work; the hard limit is the real one.
+        let quota = crate::quotas::quota_of_project(pool.get_ref(), project.id).await?;
         summary.quota = Some(ProjectSummaryQuota {
-            hard: BTreeMap::from([("storage".to_owned(), project.storage_limit)]),
-            used: BTreeMap::from([("storage".to_owned(), 0)]),
+            hard: BTreeMap::from([("storage".to_owned(), quota.hard)]),
+            used: BTreeMap::from([("storage".to_owned(), quota.used)]),
         });
     }
     Ok(HttpResponse::Ok().json(summary))

@@ -40,6 +40,16 @@ use crate::security::Caller;
         (name = "robot", description = "Robot accounts for CI and automation"),
         (name = "auditlog", description = "Who did what, when and from where"),
         (name = "systeminfo", description = "Facts about this installation"),
+        (name = "repository", description = "Repositories of a project"),
+        (name = "artifact", description = "Artifacts, their tags, additions and accessories"),
+        (name = "label", description = "Global and project labels and their artifacts"),
+        (name = "search", description = "Projects and repositories by name"),
+        (name = "statistic", description = "Counts of projects and repositories, storage used"),
+        (name = "quota", description = "Per-project storage quotas"),
+        (name = "immutable", description = "Tag immutability rules"),
+        (name = "retention", description = "Tag retention policies and their runs"),
+        (name = "gc", description = "Garbage collection runs and schedule"),
+        (name = "purge", description = "Audit log purge runs and schedule"),
     )
 )]
 pub struct Doc;

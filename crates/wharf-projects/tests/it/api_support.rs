@@ -45,6 +45,9 @@ pub struct ApiApp {
     pub library_id: i64,
     /// The settings the server was given (robot prefix `robot$`).
     pub settings: ApiSettings,
+    /// The registry's blob directory, when started by
+    /// [`ApiApp::spawn_with_registry`] (kept alive with the app).
+    pub storage: Option<tempfile::TempDir>,
     server: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -53,6 +56,25 @@ impl ApiApp {
     /// A fresh database with `admin` (password [`ADMIN_PASSWORD`]) and the
     /// public `library` project, and the API listening on 127.0.0.1.
     pub async fn spawn() -> ApiApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// [`ApiApp::spawn`] with the server's settings adjusted by `configure`
+    /// first (a default storage limit, ...).
+    pub async fn spawn_with(configure: impl FnOnce(&mut ApiSettings)) -> ApiApp {
+        Self::spawn_inner(configure, false).await
+    }
+
+    /// [`ApiApp::spawn`] plus a real registry: `/v2` on the same server
+    /// (open to everyone: tests push and pull through it without tokens),
+    /// with the project admission (quota, immutability) and the audit sink
+    /// whose pull batches also record pull times, and the registry as app
+    /// data for the API's artifact changes.
+    pub async fn spawn_with_registry() -> ApiApp {
+        Self::spawn_inner(|_| {}, true).await
+    }
+
+    async fn spawn_inner(configure: impl FnOnce(&mut ApiSettings), with_registry: bool) -> ApiApp {
         let db = TestDb::new().await;
         wharf_projects::ensure_admin(&db.pool, Some(ADMIN_PASSWORD))
             .await
@@ -60,14 +82,18 @@ impl ApiApp {
         let library = wharf_projects::ensure_library_project(&db.pool)
             .await
             .expect("library created");
-        let settings = ApiSettings {
+        let mut settings = ApiSettings {
             external_url: None,
             version: "v2.16.0-wharf-test".into(),
             storage_provider: "filesystem".into(),
             robot_prefix: ROBOT_PREFIX.into(),
+            default_storage_limit: -1,
         };
+        configure(&mut settings);
         let options = (*db.pool.connect_options()).clone();
         let server_settings = settings.clone();
+        let storage = with_registry.then(|| tempfile::tempdir().expect("blob directory"));
+        let storage_root = storage.as_ref().map(|d| d.path().to_path_buf());
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -76,12 +102,23 @@ impl ApiApp {
                     .connect_with(options)
                     .await
                     .expect("server pool");
+                let registry = match storage_root {
+                    Some(root) => Some(test_registry(pool.clone(), root).await),
+                    None => None,
+                };
                 let pool = web::Data::new(pool);
                 let settings = web::Data::new(server_settings);
                 let server = actix_web::HttpServer::new(move || {
+                    let registry = registry.clone();
                     actix_web::App::new()
                         .app_data(pool.clone())
                         .app_data(settings.clone())
+                        .configure(move |cfg| {
+                            if let Some(registry) = registry {
+                                registry.configure(cfg);
+                                cfg.app_data(web::Data::new(registry));
+                            }
+                        })
                         .service(
                             web::scope("/api/v2.0")
                                 .wrap(from_fn(identify))
@@ -106,6 +143,7 @@ impl ApiApp {
             admin_password: ADMIN_PASSWORD.into(),
             library_id: library.id,
             settings,
+            storage,
             server,
             thread: Some(thread),
         }
@@ -273,6 +311,22 @@ impl Drop for ApiApp {
         .join()
         .ok();
     }
+}
+
+/// A registry on `pool` storing blobs under `root`, with Wharf's admission
+/// and audit sink (its pull writer runs on the server's runtime).
+async fn test_registry(pool: PgPool, root: std::path::PathBuf) -> wharf_registry::Registry {
+    use std::sync::Arc;
+    use wharf_projects::admission::ProjectAdmission;
+    use wharf_registry::{Registry, RegistryConfig};
+    use wharf_store::{BlobStore, StorageConfig};
+    let store = BlobStore::from_config(&StorageConfig::Filesystem { root })
+        .await
+        .expect("blob store");
+    let (audit, _writer) = wharf_projects::audit::RegistryAudit::spawn(pool.clone());
+    Registry::new(pool.clone(), store, RegistryConfig::default())
+        .with_admission(Arc::new(ProjectAdmission::new(pool)))
+        .with_events(Arc::new(audit))
 }
 
 /// The `Location` header (empty when absent).

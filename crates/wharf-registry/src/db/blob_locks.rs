@@ -44,3 +44,59 @@ pub async fn exclusive(conn: &mut PgConnection, digest: &str) -> sqlx::Result<()
         .await?;
     Ok(())
 }
+
+/// Take the exclusive locks on `digests` until the transaction ends (in
+/// digest order, like writers, so neither side waits on the other in a cycle).
+pub async fn exclusive_all(conn: &mut PgConnection, digests: &[String]) -> sqlx::Result<()> {
+    if digests.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock($1, hashtext(d))
+           FROM (SELECT DISTINCT unnest($2::text[]) AS d ORDER BY 1) AS digests",
+    )
+    .bind(BLOB_LOCK_CLASS)
+    .bind(digests)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Take the exclusive locks on `digests` for the session: they outlive the
+/// transactions run meanwhile, until [`release_session`] or the connection
+/// closes. Garbage collection holds them across the commit that deletes a
+/// blob's rows *and* the deletion of its bytes, so no upload can publish the
+/// same digest in between. On error the connection must be closed: some of
+/// the locks may be held.
+pub async fn exclusive_session(conn: &mut PgConnection, digests: &[String]) -> sqlx::Result<()> {
+    if digests.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_lock($1, hashtext(d))
+           FROM (SELECT DISTINCT unnest($2::text[]) AS d ORDER BY 1) AS digests",
+    )
+    .bind(BLOB_LOCK_CLASS)
+    .bind(digests)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Release session locks taken by [`exclusive_session`] with the same
+/// `digests`. Succeeding also proves the session, and so every lock it
+/// held, lived until now.
+pub async fn release_session(conn: &mut PgConnection, digests: &[String]) -> sqlx::Result<()> {
+    if digests.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_unlock($1, hashtext(d))
+           FROM (SELECT DISTINCT unnest($2::text[]) AS d ORDER BY 1) AS digests",
+    )
+    .bind(BLOB_LOCK_CLASS)
+    .bind(digests)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -4,6 +4,7 @@
 
 pub mod blob_locks;
 pub mod blobs;
+pub mod gc;
 pub mod manifests;
 pub mod repositories;
 pub mod tags;

@@ -143,6 +143,8 @@ pub async fn put(
     // included, until the commit.
     let mut locked = wanted.clone();
     locked.push(digest.to_string());
+    // An index's children too: collection may be deleting an untagged one.
+    locked.extend(manifest.manifests.iter().map(|d| d.digest.to_string()));
     db::blob_locks::share(&mut tx, &locked).await?;
     let repository_id = db::repositories::ensure(&mut tx, name).await?;
 
