@@ -25,8 +25,8 @@ use sqlx::PgPool;
 
 use crate::executions::{self, ExecutionStatus, Outcome};
 use crate::{
-    EXECUTION_ID_KEY, Handlers, JobContext, JobFailure, JobsError, QUEUE_SCHEMA, QUEUE_TASK,
-    WorkerTimings,
+    AttemptOutcome, EXECUTION_ID_KEY, Handlers, JobContext, JobFailure, JobObserver, JobsError,
+    QUEUE_SCHEMA, QUEUE_TASK, WorkerTimings,
 };
 
 /// What the queue stores for every Wharf job.
@@ -93,6 +93,7 @@ struct Dispatch {
     pool: PgPool,
     handlers: Arc<Handlers>,
     in_flight: Arc<InFlight>,
+    observer: Option<Arc<dyn JobObserver>>,
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -121,7 +122,7 @@ impl Dispatch {
         let job_id = *queue_job.id();
         let kind = job.kind;
 
-        let Some(handler) = self.handlers.get(kind.as_str()).cloned() else {
+        let Some((&kind_name, handler)) = self.handlers.get_key_value(kind.as_str()) else {
             // A newer replica may know this kind (rolling upgrade): let the
             // queue retry rather than drop it.
             tracing::warn!(job_id, kind, "no handler for this job kind on this worker");
@@ -129,6 +130,7 @@ impl Dispatch {
                 "no handler registered for job kind {kind:?} on this worker"
             )));
         };
+        let handler = handler.clone();
 
         let mut execution_id = job.payload.get(EXECUTION_ID_KEY).and_then(Value::as_i64);
         let mut resumed = false;
@@ -212,6 +214,14 @@ impl Dispatch {
                 unreachable!("pending never resolves")
             }
         };
+        if let Some(observer) = &self.observer {
+            let outcome = match &result {
+                Ok(()) => AttemptOutcome::Succeeded,
+                Err(JobFailure::Retry(_)) if attempt < max_attempts => AttemptOutcome::Retrying,
+                Err(_) => AttemptOutcome::Failed,
+            };
+            observer.attempt_finished(kind_name, outcome);
+        }
 
         match result {
             Ok(()) => {
@@ -295,6 +305,7 @@ pub(crate) fn spawn_worker(
     pool: PgPool,
     handlers: Arc<Handlers>,
     timings: WorkerTimings,
+    observer: Option<Arc<dyn JobObserver>>,
     concurrency: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
@@ -307,6 +318,7 @@ pub(crate) fn spawn_worker(
                 pool: pool.clone(),
                 handlers: handlers.clone(),
                 in_flight: in_flight.clone(),
+                observer: observer.clone(),
             };
             let recovery = WorkerRecoveryConfig {
                 heartbeat_interval: timings.heartbeat_interval,

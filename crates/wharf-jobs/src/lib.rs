@@ -198,6 +198,44 @@ pub trait JobHandler: Send + Sync + 'static {
     async fn run(&self, ctx: JobContext, payload: serde_json::Value) -> Result<(), JobFailure>;
 }
 
+/// How one run of a job's handler ended, as a [`JobObserver`] hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptOutcome {
+    /// The handler returned `Ok` (also when it stopped early on request).
+    Succeeded,
+    /// It failed (or panicked) and the queue will try it again.
+    Retrying,
+    /// It failed for good: a [`JobFailure::Fatal`], or the last attempt.
+    Failed,
+}
+
+impl AttemptOutcome {
+    /// Every outcome, for observers that want to start each count at zero.
+    pub const ALL: [AttemptOutcome; 3] = [
+        AttemptOutcome::Succeeded,
+        AttemptOutcome::Retrying,
+        AttemptOutcome::Failed,
+    ];
+
+    /// `succeeded`, `retrying` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Retrying => "retrying",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Hears about every job attempt this process's workers run to an end
+/// (metrics count them). Attempts cut short by shutdown or a dead worker
+/// are not reported: they end nowhere, and run again elsewhere.
+pub trait JobObserver: Send + Sync + 'static {
+    /// The handler of `kind` (a registered kind) ended with `outcome`.
+    /// Called on the worker's task: it must not block.
+    fn attempt_finished(&self, kind: &'static str, outcome: AttemptOutcome);
+}
+
 /// Dead-worker recovery and polling settings. The defaults suit production;
 /// tests shorten them.
 #[derive(Debug, Clone)]
@@ -244,6 +282,7 @@ pub struct Jobs {
     pool: PgPool,
     handlers: Arc<Handlers>,
     timings: WorkerTimings,
+    observer: Option<Arc<dyn JobObserver>>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -277,6 +316,7 @@ impl Jobs {
             pool,
             handlers: Arc::new(HashMap::new()),
             timings: WorkerTimings::default(),
+            observer: None,
         })
     }
 
@@ -288,6 +328,12 @@ impl Jobs {
     /// Replace the worker timings (before `run_worker`).
     pub fn set_timings(&mut self, timings: WorkerTimings) {
         self.timings = timings;
+    }
+
+    /// Tell `observer` how every job attempt of this process's workers ends
+    /// (before `run_worker`; replaces an earlier observer).
+    pub fn set_observer(&mut self, observer: Arc<dyn JobObserver>) {
+        self.observer = Some(observer);
     }
 
     /// Register the handler of a job kind (before `run_worker`). A later
@@ -333,6 +379,7 @@ impl Jobs {
             self.pool.clone(),
             self.handlers.clone(),
             self.timings.clone(),
+            self.observer.clone(),
             concurrency.max(1),
             shutdown,
         )

@@ -114,8 +114,42 @@ impl Admission for ProjectAdmission {
         blobs.push((digest, push.size));
         blobs.extend(push.blobs.iter().cloned());
         match quotas::charge(&mut *tx, &quota, &blobs).await? {
-            Ok(_) => Ok(()),
-            Err(exceeded) => Err(denied(exceeded.to_string())),
+            Ok(adding) => {
+                let after = quota.used.saturating_add(adding);
+                if crate::webhooks::outbox::crosses_warning(quota.limit, quota.used, after) {
+                    crate::webhooks::outbox::record_quota_warning(
+                        &mut *tx,
+                        quota.project_id,
+                        push.repository.as_str(),
+                        &push.digest.to_string(),
+                        push.tags.first().copied(),
+                        quotas::warning_message(&quota, after),
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            Err(exceeded) => {
+                // The refused push rolls back: the notification goes on a
+                // connection of its own, off the refusal's path.
+                let pool = self.pool.clone();
+                let (project_id, message) = (quota.project_id, exceeded.to_string());
+                let repository = push.repository.as_str().to_owned();
+                let digest = push.digest.to_string();
+                let tag = push.tags.first().map(|t| (*t).to_owned());
+                tokio::spawn(async move {
+                    crate::webhooks::outbox::record_quota_exceeded(
+                        &pool,
+                        project_id,
+                        &repository,
+                        &digest,
+                        tag.as_deref(),
+                        message,
+                    )
+                    .await;
+                });
+                Err(denied(exceeded.to_string()))
+            }
         }
     }
 

@@ -215,8 +215,9 @@ const PULL_BATCH: usize = 512;
 /// than letting memory grow when the database is slow or down.
 const PULL_QUEUE: usize = 65_536;
 
-/// The registry's [`EventSink`]: pushes and deletes become audit entries in
-/// the registry's transaction; pulls are queued and batch-inserted.
+/// The registry's [`EventSink`]: pushes and deletes become audit entries
+/// (and webhook deliveries, [`crate::webhooks`]) in the registry's
+/// transaction; pulls are queued and batch-inserted.
 #[derive(Debug, Clone)]
 pub struct RegistryAudit {
     pulls: mpsc::Sender<RegistryEvent>,
@@ -322,9 +323,11 @@ impl EventSink for RegistryAudit {
         .bind(d.operation)
         .bind(&d.resource)
         .bind(&d.client_addr)
-        .execute(tx)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        // The webhook outbox: deliveries and their jobs commit or roll back
+        // with the change.
+        crate::webhooks::outbox::record_registry_change(tx, event).await
     }
 
     fn record_pull(&self, event: RegistryEvent) {
@@ -379,6 +382,7 @@ async fn write_pulls(pool: PgPool, mut rx: mpsc::Receiver<RegistryEvent>) {
         // all of them instead of a write per pull.
         let pulls: Vec<crate::artifacts::Pull> = batch.iter().filter_map(pull_of).collect();
         record_pull_times(&pool, &pulls).await;
+        crate::webhooks::outbox::record_pulls(&pool, &batch).await;
         let described: Vec<Described> = batch.drain(..).map(|e| describe(&e)).collect();
         let mut projects = Vec::new();
         let mut usernames = Vec::new();

@@ -14,4 +14,10 @@ pub fn register_jobs(jobs: &mut wharf_jobs::Jobs) {
         crate::quotas::RECALCULATE_JOB,
         Arc::new(crate::quotas::RecalculateJob),
     );
+    // Defaults: the gateway registers it again with its configuration and
+    // the registry's host, which replaces this one.
+    match crate::webhooks::WebhookJob::new(Default::default(), None) {
+        Ok(job) => jobs.register(crate::webhooks::KIND, Arc::new(job)),
+        Err(e) => tracing::error!(error = %e, "webhooks cannot be sent: no HTTP client"),
+    }
 }

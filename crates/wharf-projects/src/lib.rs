@@ -28,6 +28,7 @@ pub mod roles;
 pub mod security;
 pub mod selectors;
 pub mod users;
+pub mod webhooks;
 
 pub use error::{Error, Result};
 pub use members::{

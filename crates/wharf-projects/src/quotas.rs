@@ -287,6 +287,22 @@ impl std::fmt::Display for QuotaExceeded {
     }
 }
 
+/// What a `QUOTA_WARNING` webhook says when a push takes the project to
+/// `after` bytes.
+pub fn warning_message(quota: &LockedQuota, after: i64) -> String {
+    let percent = if quota.limit > 0 {
+        i128::from(after) * 100 / i128::from(quota.limit)
+    } else {
+        0
+    };
+    format!(
+        "quota usage of project {} reached {percent}%: {} ({after} B) in use of {}",
+        quota.project_name,
+        human_size(after),
+        describe_limit(quota.limit),
+    )
+}
+
 /// Charge `blobs` (digest, size) to the locked project: those not already
 /// charged to it are recorded and their sizes added to its usage, unless
 /// that takes it over its limit, in which case nothing is recorded and the

@@ -3,6 +3,7 @@
 //! schedules with the scheduler on several instances.
 
 mod executions;
+mod observer;
 mod queue;
 mod schedules;
 mod support;

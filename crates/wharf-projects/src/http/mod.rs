@@ -29,6 +29,7 @@ mod search;
 mod statistics;
 mod system;
 mod users;
+mod webhooks;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
@@ -100,6 +101,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     labels::configure(cfg);
     search::configure(cfg);
     statistics::configure(cfg);
+    webhooks::configure(cfg);
 }
 
 /// The OpenAPI document of every route [`configure`] mounts (paths relative
@@ -123,6 +125,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         labels::Doc::openapi(),
         search::Doc::openapi(),
         statistics::Doc::openapi(),
+        webhooks::Doc::openapi(),
     ] {
         doc.merge(part);
     }

@@ -50,6 +50,8 @@ use crate::security::Caller;
         (name = "retention", description = "Tag retention policies and their runs"),
         (name = "gc", description = "Garbage collection runs and schedule"),
         (name = "purge", description = "Audit log purge runs and schedule"),
+        (name = "webhook", description = "Webhook policies of a project and their deliveries"),
+        (name = "webhookjob", description = "Webhook deliveries of a policy (Harbor's deprecated jobs API)"),
     )
 )]
 pub struct Doc;
@@ -171,7 +173,8 @@ pub async fn get_system_info(
         info.has_ca_root = Some(false);
         info.registry_storage_provider_name = Some(settings.storage_provider.clone());
         info.read_only = Some(false);
-        info.notification_enable = Some(false);
+        // Webhooks are always available.
+        info.notification_enable = Some(true);
     }
     Ok(HttpResponse::Ok().json(info))
 }

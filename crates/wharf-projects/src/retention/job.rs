@@ -241,15 +241,25 @@ impl Totals {
 
 /// Record the run's result; `Success` becomes `Stopped` when a stop was
 /// requested, and the dispatcher's own finish afterwards is a no-op.
+/// The end and its `TAG_RETENTION` webhook commit together, so the
+/// webhook goes out once for the run (the first finish wins).
 async fn finish(ctx: &JobContext, execution_id: i64, totals: Totals, dry_run: bool) {
-    if let Err(e) = wharf_jobs::finish(
-        &ctx.pool,
-        execution_id,
-        Outcome::Success,
-        Some(totals.result(dry_run)),
-    )
-    .await
-    {
+    let finished = async {
+        let mut tx = ctx.pool.begin().await?;
+        let first = wharf_jobs::finish(
+            &mut *tx,
+            execution_id,
+            Outcome::Success,
+            Some(totals.result(dry_run)),
+        )
+        .await?;
+        if first {
+            crate::webhooks::outbox::record_retention_finished(&mut tx, execution_id).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, wharf_jobs::JobsError>(())
+    };
+    if let Err(e) = finished.await {
         tracing::warn!(execution = execution_id, error = %e, "could not record the retention result");
     }
 }
