@@ -51,12 +51,21 @@ pub enum Command {
     /// reports the database and storage.
     Serve(ServeArgs),
 
+    /// Run background jobs only (garbage collection, retention, purges,
+    /// quota repairs, ...), with no HTTP listener, until SIGTERM or SIGINT.
+    ///
+    /// `wharf serve` runs jobs too (`jobs.workers`, default 2); run workers
+    /// of their own to keep that work off the serving replicas (then set
+    /// `jobs.workers = 0` on those). Any number of servers and workers
+    /// share the queue in PostgreSQL; each job runs once.
+    Worker(DataDirArgs),
+
     /// Apply pending database migrations and exit.
     ///
     /// `wharf serve` does this on start too; run it on its own to migrate before
     /// rolling out new replicas. Safe to run from several places at once:
     /// migrations take a PostgreSQL advisory lock.
-    Migrate(MigrateArgs),
+    Migrate(DataDirArgs),
 
     /// Run one garbage collection now and print what it deleted; exit 0 on
     /// success, 1 on failure.
@@ -67,6 +76,22 @@ pub enum Command {
     /// collection runs. Blobs, links and untagged artifacts recorded within
     /// registry.gc_grace_period_secs are left alone.
     Gc(GcArgs),
+
+    /// Check that the database and the blob store agree, as after a restore;
+    /// exit 0 when they do, 1 when they do not.
+    ///
+    /// Every blob record must have its bytes in the store, of the recorded
+    /// size; every blob a manifest references must have a record, and every
+    /// child of an index must be in its repository. Bytes without a record
+    /// are listed too, but do not fail the check: garbage collection removes
+    /// them. Reads only; safe while servers serve. See
+    /// docs/backup-and-restore.md.
+    Check(CheckArgs),
+
+    /// Ask a running Wharf whether it is healthy: GET /api/v2.0/health (on
+    /// the configured listen address, unless --url says otherwise) and exit
+    /// 0 on a 2xx answer, 1 otherwise. For container health checks.
+    Probe(ProbeArgs),
 
     /// Print the effective configuration as TOML, secrets redacted, and exit.
     ///
@@ -93,9 +118,10 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct MigrateArgs {
-    /// Directory for local state, used for the embedded PostgreSQL when no
-    /// database URL is configured [default: ./data] [config: data_dir].
+pub struct DataDirArgs {
+    /// Directory for local state: filesystem storage and the embedded
+    /// PostgreSQL used when no database URL is configured [default: ./data]
+    /// [config: data_dir].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
@@ -137,6 +163,44 @@ impl GcArgs {
     }
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Also read every blob back and check that it hashes to its digest
+    /// (reads the whole store).
+    #[arg(long)]
+    pub verify_digests: bool,
+
+    /// Print the report as JSON on stdout (the findings go to stderr).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Directory for local state: filesystem storage and the embedded
+    /// PostgreSQL [default: ./data] [config: data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    /// The check these flags ask for.
+    pub fn options(&self) -> crate::check::CheckOptions {
+        crate::check::CheckOptions {
+            verify_digests: self.verify_digests,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// URL to GET [default: /api/v2.0/health on the configured listen
+    /// address, 0.0.0.0 meaning 127.0.0.1].
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Seconds to wait for the connection and for the answer.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub timeout: u64,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LogFormatArg {
     Text,
@@ -160,8 +224,12 @@ impl Cli {
                 overrides.data_dir = args.data_dir.clone();
                 overrides.external_url = args.external_url.clone();
             }
-            Command::Migrate(args) => overrides.data_dir = args.data_dir.clone(),
+            Command::Migrate(args) | Command::Worker(args) => {
+                overrides.data_dir = args.data_dir.clone()
+            }
             Command::Gc(args) => overrides.data_dir = args.data_dir.clone(),
+            Command::Check(args) => overrides.data_dir = args.data_dir.clone(),
+            Command::Probe(_) => {}
         }
         overrides
     }

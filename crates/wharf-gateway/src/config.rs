@@ -22,6 +22,8 @@ use wharf_auth::AuthConfig;
 use wharf_registry::RegistryConfig;
 use wharf_store::{S3Config, StorageConfig};
 
+use crate::metrics::MetricsConfig;
+
 /// What replaces a secret in printed configuration.
 pub const REDACTED: &str = "REDACTED";
 
@@ -55,6 +57,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub projects: ProjectsConfig,
     pub jobs: JobsConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// `[projects]`: defaults for new projects.
@@ -159,6 +162,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             projects: ProjectsConfig::default(),
             jobs: JobsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -297,6 +301,8 @@ pub const ENV_VARS: &[EnvVar] = &[
         EnvKind::Integer,
     ),
     var("WHARF_JOBS_WORKERS", "jobs.workers", EnvKind::Integer),
+    var("WHARF_METRICS_ENABLED", "metrics.enabled", EnvKind::Bool),
+    var("WHARF_METRICS_LISTEN", "metrics.listen", EnvKind::String),
     var(
         "WHARF_ADMIN_PASSWORD",
         "auth.admin_password",
@@ -485,6 +491,9 @@ impl Config {
                     .into(),
             ));
         }
+        self.metrics
+            .validate(&self.listen)
+            .map_err(ConfigError::Invalid)?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "`database.max_connections` must be at least 1".into(),
@@ -555,6 +564,7 @@ impl fmt::Debug for Config {
             .field("auth", &safe.auth)
             .field("projects", &safe.projects)
             .field("jobs", &safe.jobs)
+            .field("metrics", &safe.metrics)
             .finish()
     }
 }

@@ -30,6 +30,21 @@ fn main() -> ExitCode {
         print!("{}", loaded.config);
         return ExitCode::SUCCESS;
     }
+    if let Command::Probe(args) = &cli.command {
+        // Run by health checks every few seconds: one line on failure, no log setup.
+        let url = args
+            .url
+            .clone()
+            .unwrap_or_else(|| wharf_gateway::probe::default_url(&loaded.config));
+        let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+        return match wharf_gateway::probe::probe(&url, timeout) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wharf probe: {}", one_line(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = telemetry::init(&loaded.config.log) {
         eprintln!("wharf: {e}");
         return ExitCode::from(2);
@@ -53,10 +68,20 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(_) => server::serve(config).await,
             Command::Migrate(_) => server::migrate(config).await,
+            Command::Worker(_) => server::worker(config).await,
             Command::Gc(args) => wharf_gateway::gc::run(config, args.options(), args.json)
                 .await
                 .map(|_| ()),
-            Command::Config(_) => Ok(()),
+            Command::Check(args) => wharf_gateway::check::run(config, args.options(), args.json)
+                .await
+                .and_then(|report| {
+                    anyhow::ensure!(
+                        report.consistent,
+                        "the database and the blob store disagree (see above)"
+                    );
+                    Ok(())
+                }),
+            Command::Config(_) | Command::Probe(_) => Ok(()),
         }
     });
     match result {

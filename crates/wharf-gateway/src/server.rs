@@ -25,9 +25,11 @@ use wharf_projects::http::ApiSettings;
 use wharf_registry::Registry;
 use wharf_store::{BlobStore, StorageConfig};
 
+use crate::background::Background;
 use crate::config::Config;
 use crate::database::Database;
 use crate::health::{self, HealthChecks};
+use crate::metrics::{HttpMetricsLayer, Metrics};
 use crate::tls;
 
 /// Response header carrying the id that tags every log line of the request.
@@ -86,29 +88,15 @@ async fn serve_with(
         .with_admission(Arc::new(ProjectAdmission::new(pool.clone())))
         .with_events(Arc::new(audit));
     let maintenance = registry.spawn_maintenance();
-    // Background jobs (GC, purges, quota repair): this replica's share of
-    // the queue's workers, and its scheduler.
-    let mut jobs = wharf_jobs::Jobs::start(pool.clone())
-        .await
-        .context("cannot start the job queue")?;
-    wharf_projects::jobs::register_jobs(&mut jobs);
-    jobs.register(
-        wharf_projects::jobs::gc::KIND,
-        Arc::new(wharf_projects::jobs::gc::GcJob::new(registry.clone())),
-    );
-    jobs.register(
-        wharf_projects::retention::KIND,
-        Arc::new(wharf_projects::retention::RetentionJob::new(
-            registry.clone(),
-        )),
-    );
-    let (stop_jobs, jobs_stopping) = tokio::sync::watch::channel(false);
-    let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let job_worker = (config.jobs.workers > 0)
-        .then(|| jobs.run_worker(config.jobs.workers, stopping(jobs_stopping.clone())));
-    let job_scheduler = jobs.run_scheduler(stopping(jobs_stopping));
+    // Background jobs (GC, retention, purges, quota repair): this
+    // replica's share of the queue's workers, and its scheduler.
+    let metrics = config.metrics.enabled.then(|| Metrics::new(pool.clone()));
+    let background = Background::start_with(&pool, &registry, config.jobs.workers, |jobs| {
+        if let Some(metrics) = &metrics {
+            metrics.watch_jobs(jobs);
+        }
+    })
+    .await?;
     // Expired sessions and stale throttling counters: small tables, so an
     // hourly sweep is plenty.
     let auth_maintenance = auth.spawn_maintenance(std::time::Duration::from_secs(3600));
@@ -124,8 +112,20 @@ async fn serve_with(
         pool,
         registry,
         auth,
+        metrics: metrics.clone(),
     };
     let (server, addrs) = build_server(config, services, tls)?;
+    let metrics_server = match (&metrics, &config.metrics.listen) {
+        (Some(metrics), Some(listen)) => {
+            let (server, addrs) = crate::metrics::separate_server(listen, metrics.clone())?;
+            for addr in &addrs {
+                tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listener ready");
+            }
+            Some(server)
+        }
+        _ => None,
+    };
+    let metrics_server = metrics_server.map(|server| (server.handle(), tokio::spawn(server)));
     let scheme = if config.tls_enabled() {
         "https"
     } else {
@@ -147,15 +147,13 @@ async fn serve_with(
             running.await.context("the HTTP server task failed")?.context("the HTTP server failed")
         }
     };
+    if let Some((handle, task)) = metrics_server {
+        handle.stop(true).await;
+        let _ = task.await;
+    }
     maintenance.abort();
     auth_maintenance.abort();
-    // Running jobs get the worker's grace period, then go back to the queue
-    // for another replica (or the next start).
-    let _ = stop_jobs.send(true);
-    if let Some(worker) = job_worker {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), worker).await;
-    }
-    job_scheduler.abort();
+    background.stop().await;
     // The server and with it every audit sink are gone: the writer drains
     // what is queued and ends.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), audit_writer).await;
@@ -223,6 +221,8 @@ pub struct Services {
     pub registry: Registry,
     pub auth: Auth,
     pub api: ApiSettings,
+    /// `None` when metrics are disabled.
+    pub metrics: Option<Metrics>,
 }
 
 /// The HTTP(S) server with every service mounted, bound but not yet running.
@@ -236,14 +236,25 @@ pub fn build_server(
     let api = web::Data::new(services.api);
     let registry = Arc::new(services.registry);
     let auth = services.auth;
+    let metrics_layer = services
+        .metrics
+        .as_ref()
+        .map_or_else(HttpMetricsLayer::disabled, Metrics::middleware);
+    let metrics_here = services
+        .metrics
+        .filter(|_| config.metrics.on_main_listener())
+        .map(web::Data::new);
     let mut server = HttpServer::new(move || {
         let registry = Arc::clone(&registry);
         let auth = auth.clone();
+        let metrics_here = metrics_here.clone();
         // Order matters: `wrap` adds outer layers, so TracingLogger runs first and
         // the request-id middleware sees its RequestId.
         App::new()
             .wrap(from_fn(request_id_and_access_log))
             .wrap(TracingLogger::default())
+            // Outermost, so the time it measures is all of the server's.
+            .wrap(metrics_layer.clone())
             .app_data(health.clone())
             .app_data(pool.clone())
             // The REST API's artifact writes (copy, tag, delete) go through
@@ -253,6 +264,12 @@ pub fn build_server(
             // Unauthenticated probes first, so they never depend on the database
             // answering an identification query.
             .configure(health::configure)
+            .configure(move |cfg| {
+                if let Some(metrics) = metrics_here {
+                    cfg.app_data(metrics);
+                    crate::metrics::configure(cfg);
+                }
+            })
             .configure(crate::openapi::configure)
             .configure(move |cfg| auth.configure(cfg))
             .service(
@@ -311,9 +328,10 @@ async fn request_id_and_access_log(
     Ok(response)
 }
 
-/// Load-balancer and Kubernetes probes: logged at debug so they do not drown the log.
+/// Load-balancer and Kubernetes probes, and Prometheus scrapes: logged at
+/// debug so they do not drown the log.
 fn is_probe(path: &str) -> bool {
-    matches!(path, "/api/v2.0/ping" | "/api/v2.0/health")
+    matches!(path, "/api/v2.0/ping" | "/api/v2.0/health" | "/metrics")
 }
 
 /// SIGTERM and SIGINT as a stream of names.
@@ -349,6 +367,52 @@ impl Signals {
             None => std::future::pending().await,
         }
     }
+}
+
+/// `wharf worker`: run this process's share of the background jobs (and
+/// the scheduler) with no HTTP listener, until SIGTERM or SIGINT. Several
+/// workers and servers share one queue.
+pub async fn worker(config: Config) -> anyhow::Result<()> {
+    let mut signals = Signals::install().context("cannot install signal handlers")?;
+    let db = tokio::select! {
+        db = Database::open(&config) => db?,
+        signal = signals.next() => {
+            tracing::info!(signal, "stopping before start-up finished");
+            return Ok(());
+        }
+    };
+    let result = work(&config, &db, &mut signals).await;
+    db.close().await;
+    result
+}
+
+async fn work(config: &Config, db: &Database, signals: &mut Signals) -> anyhow::Result<()> {
+    tokio::select! {
+        migrated = db.migrate() => migrated?,
+        signal = signals.next() => {
+            tracing::info!(signal, "stopping before migrations finished");
+            return Ok(());
+        }
+    }
+    let pool = db.pool().clone();
+    let store = open_store(&config.storage).await?;
+    let (audit, audit_writer) = RegistryAudit::spawn(pool.clone());
+    // The jobs' registry: the same admission (quota, immutability) and audit
+    // as a server's. It serves no HTTP, so it needs no authoriser.
+    let registry = Registry::new(pool.clone(), store, config.registry.clone())
+        .with_admission(Arc::new(ProjectAdmission::new(pool.clone())))
+        .with_events(Arc::new(audit));
+    let maintenance = registry.spawn_maintenance();
+    let workers = config.jobs.workers.max(1);
+    let background = Background::start(&pool, &registry, workers).await?;
+    tracing::info!(workers, "wharf worker is running jobs");
+    let signal = signals.next().await;
+    tracing::info!(signal, "stopping: running jobs get a moment to finish");
+    background.stop().await;
+    maintenance.abort();
+    drop(registry);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), audit_writer).await;
+    Ok(())
 }
 
 /// `wharf migrate`: open the database (starting the embedded one if needed),

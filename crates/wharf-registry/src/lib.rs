@@ -27,6 +27,29 @@ pub use artifacts::{BlobContent, Tagged};
 pub use error::RegistryError;
 use seams::{Admission, AdmitAll, AllowAll, Authorizer, EventSink, LogEvents};
 
+/// The route template of a request path, for metrics and logs: the `/v2`
+/// endpoint it addresses with the variable parts named
+/// (`/v2/{name}/manifests/{reference}`, `/v2/{name}/blobs/{digest}`, ...),
+/// never a repository name or digest. `None` when the path is not under
+/// `/v2` or addresses no registry endpoint. Allocation-free: it runs on
+/// every request.
+///
+/// ```
+/// use wharf_registry::route_template;
+/// assert_eq!(route_template("/v2/team/app/manifests/v1"), Some("/v2/{name}/manifests/{reference}"));
+/// assert_eq!(route_template("/v2"), Some("/v2/"));
+/// assert_eq!(route_template("/v2/team/app/nothing"), None);
+/// assert_eq!(route_template("/api/v2.0/ping"), None);
+/// ```
+pub fn route_template(path: &str) -> Option<&'static str> {
+    let rest = if path == "/v2" {
+        ""
+    } else {
+        path.strip_prefix("/v2/")?
+    };
+    http::routes::template(rest)
+}
+
 /// Tunables of the registry core (the `[registry]` table of wharf.toml).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]

@@ -334,12 +334,35 @@ impl Backend {
     }
 
     fn wharf_command(&self, addr: &str) -> Command {
+        self.wharf_process(&["serve", "--listen", addr])
+    }
+
+    /// `wharf worker` on this backend with `env`, its output in
+    /// `worker-<n>.log`; killed when the returned guard drops.
+    pub fn start_worker(&self, env: &[(&str, String)]) -> Worker {
+        let n = self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log_path = self.dir.path().join(format!("worker-{n}.log"));
+        let log = File::create(&log_path).expect("worker log");
+        let mut cmd = self.wharf_process(&["worker"]);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
+        Worker {
+            child: cmd.spawn().expect("spawning wharf worker"),
+            log_path,
+        }
+    }
+
+    /// The `wharf` binary with `args`, this backend's data directory and
+    /// database, and none of the test's own `WHARF_*` environment.
+    fn wharf_process(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(addr)
-            .arg("--data-dir")
-            .arg(self.dir.path());
+        cmd.args(args).arg("--data-dir").arg(self.dir.path());
         // The test's own environment must not leak configuration into the server.
         for (key, _) in std::env::vars_os() {
             if key
@@ -399,6 +422,30 @@ impl Backend {
         // plain-HTTP transport.
         cmd.arg("serve").arg(path).env_remove("AWS_CA_BUNDLE");
         cmd
+    }
+}
+
+/// A running `wharf worker`, killed when dropped (its log printed if the
+/// test is failing).
+pub struct Worker {
+    child: Child,
+    log_path: PathBuf,
+}
+
+impl Worker {
+    /// The worker's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- worker log ----\n{}\n----", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -95,6 +95,50 @@ impl Route {
     }
 }
 
+/// The templates [`template`] answers, one per [`Route`] variant.
+pub(crate) mod templates {
+    pub const BASE: &str = "/v2/";
+    pub const CATALOG: &str = "/v2/_catalog";
+    pub const TAGS: &str = "/v2/{name}/tags/list";
+    pub const MANIFEST: &str = "/v2/{name}/manifests/{reference}";
+    pub const BLOB: &str = "/v2/{name}/blobs/{digest}";
+    pub const UPLOAD_START: &str = "/v2/{name}/blobs/uploads/";
+    pub const UPLOAD: &str = "/v2/{name}/blobs/uploads/{id}";
+    pub const REFERRERS: &str = "/v2/{name}/referrers/{digest}";
+}
+
+/// The route template of the raw path after `/v2/`, by the same shape rules
+/// as [`Route::parse`] but without validating the name, digest or reference
+/// and without allocating: what metrics label a request with, so that a
+/// request that fails validation still counts under its endpoint. `None`
+/// when the path is no registry endpoint (where `parse` gives `Ok(None)`).
+pub fn template(rest: &str) -> Option<&'static str> {
+    if rest.is_empty() {
+        return Some(templates::BASE);
+    }
+    if rest == "_catalog" {
+        return Some(templates::CATALOG);
+    }
+    // Segments from the right: `last` is segments[n - 1], and so on;
+    // `longer` says whether there is a fourth one (n >= 4).
+    let mut from_right = rest.rsplit('/');
+    let last = from_right.next().unwrap_or_default();
+    let (Some(second), Some(third)) = (from_right.next(), from_right.next()) else {
+        return None;
+    };
+    let longer = from_right.next().is_some();
+    Some(match (third, second, last) {
+        ("blobs", "uploads", "") if longer => templates::UPLOAD_START,
+        ("blobs", "uploads", _) if longer => templates::UPLOAD,
+        (_, "blobs", "uploads") => templates::UPLOAD_START,
+        (_, "tags", "list") => templates::TAGS,
+        (_, "manifests", _) => templates::MANIFEST,
+        (_, "blobs", _) => templates::BLOB,
+        (_, "referrers", _) => templates::REFERRERS,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +216,62 @@ mod tests {
         assert!(
             matches!(Route::parse(&long), Err(RegistryError::Distribution(e)) if e.code == ErrorCode::NameInvalid)
         );
+    }
+
+    /// Which template each variant must have.
+    fn template_of(route: &Route) -> &'static str {
+        match route {
+            Route::Base => templates::BASE,
+            Route::Catalog => templates::CATALOG,
+            Route::Tags(_) => templates::TAGS,
+            Route::Manifest(..) => templates::MANIFEST,
+            Route::Blob(..) => templates::BLOB,
+            Route::UploadStart(_) => templates::UPLOAD_START,
+            Route::Upload(..) => templates::UPLOAD,
+            Route::Referrers(..) => templates::REFERRERS,
+        }
+    }
+
+    #[test]
+    fn templates_agree_with_the_parser() {
+        let paths = [
+            "".to_owned(),
+            "_catalog".to_owned(),
+            "library/app/tags/list".to_owned(),
+            "library/app/manifests/v1".to_owned(),
+            format!("library/app/manifests/{D}"),
+            format!("library/app/blobs/{D}"),
+            "library/app/blobs/uploads/".to_owned(),
+            "library/app/blobs/uploads".to_owned(),
+            "library/app/blobs/uploads/9a0b39c6-4cd8-4d0e-9a3a-7a5c3f3d7a10".to_owned(),
+            format!("library/app/referrers/{D}"),
+            format!("a/blobs/manifests/blobs/{D}"),
+            "tags/list/tags/list".to_owned(),
+            "a/blobs/uploads/tags/list".to_owned(),
+            "a/manifests/blobs/uploads/".to_owned(),
+            "library/app/nothing".to_owned(),
+            "app/manifests".to_owned(),
+            "x".to_owned(),
+            "a/b/c/d/e".to_owned(),
+        ];
+        for p in &paths {
+            let parsed = Route::parse(p).unwrap();
+            assert_eq!(template(p), parsed.as_ref().map(template_of), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_requests_still_have_their_endpoints_template() {
+        assert_eq!(template("Bad Name/manifests/v1"), Some(templates::MANIFEST));
+        assert_eq!(
+            template("library/app/blobs/sha256:xyz"),
+            Some(templates::BLOB)
+        );
+        assert_eq!(
+            template("library/app/blobs/uploads/not-a-uuid"),
+            Some(templates::UPLOAD)
+        );
+        assert_eq!(template("/manifests/v1"), Some(templates::MANIFEST));
     }
 
     #[test]
