@@ -12,6 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wharf_registry::Registry;
 
+use crate::config::Config;
+
 /// How long running jobs get to finish at shutdown before they go back to
 /// the queue for another process (or the next start).
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -27,8 +29,13 @@ impl Background {
     /// Install the queue, register every job kind, and start `workers`
     /// workers (none when 0: jobs still queue and schedules still fire,
     /// other processes run them) and the scheduler.
-    pub async fn start(pool: &PgPool, registry: &Registry, workers: usize) -> anyhow::Result<Self> {
-        Self::start_with(pool, registry, workers, |_| {}).await
+    pub async fn start(
+        pool: &PgPool,
+        registry: &Registry,
+        config: &Config,
+        workers: usize,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(pool, registry, config, workers, |_| {}).await
     }
 
     /// [`Background::start`], calling `before_workers` with the job system
@@ -37,6 +44,7 @@ impl Background {
     pub async fn start_with(
         pool: &PgPool,
         registry: &Registry,
+        config: &Config,
         workers: usize,
         before_workers: impl FnOnce(&mut wharf_jobs::Jobs),
     ) -> anyhow::Result<Self> {
@@ -54,6 +62,17 @@ impl Background {
                 registry.clone(),
             )),
         );
+        // Replaces the default delivery job register_jobs installed: this
+        // one has the configured timeout and attempts, and the registry's
+        // host for the payloads' `resource_url`.
+        let registry_host = config
+            .external_url
+            .as_deref()
+            .and_then(wharf_projects::webhooks::registry_host_of);
+        let webhooks =
+            wharf_projects::webhooks::WebhookJob::new(config.webhooks.clone(), registry_host)
+                .context("cannot build the webhook HTTP client")?;
+        jobs.register(wharf_projects::webhooks::KIND, Arc::new(webhooks));
         before_workers(&mut jobs);
         let (stop, stopping) = watch::channel(false);
         let until_stopped = |mut rx: watch::Receiver<bool>| async move {

@@ -57,6 +57,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub projects: ProjectsConfig,
     pub jobs: JobsConfig,
+    pub webhooks: wharf_projects::webhooks::WebhookConfig,
     pub metrics: MetricsConfig,
 }
 
@@ -162,6 +163,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             projects: ProjectsConfig::default(),
             jobs: JobsConfig::default(),
+            webhooks: Default::default(),
             metrics: MetricsConfig::default(),
         }
     }
@@ -301,6 +303,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         EnvKind::Integer,
     ),
     var("WHARF_JOBS_WORKERS", "jobs.workers", EnvKind::Integer),
+    var(
+        "WHARF_WEBHOOKS_TIMEOUT_SECS",
+        "webhooks.timeout_secs",
+        EnvKind::Integer,
+    ),
+    var(
+        "WHARF_WEBHOOKS_MAX_ATTEMPTS",
+        "webhooks.max_attempts",
+        EnvKind::Integer,
+    ),
     var("WHARF_METRICS_ENABLED", "metrics.enabled", EnvKind::Bool),
     var("WHARF_METRICS_LISTEN", "metrics.listen", EnvKind::String),
     var(
@@ -491,6 +503,7 @@ impl Config {
                     .into(),
             ));
         }
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         self.metrics
             .validate(&self.listen)
             .map_err(ConfigError::Invalid)?;

@@ -91,12 +91,13 @@ async fn serve_with(
     // Background jobs (GC, retention, purges, quota repair): this
     // replica's share of the queue's workers, and its scheduler.
     let metrics = config.metrics.enabled.then(|| Metrics::new(pool.clone()));
-    let background = Background::start_with(&pool, &registry, config.jobs.workers, |jobs| {
-        if let Some(metrics) = &metrics {
-            metrics.watch_jobs(jobs);
-        }
-    })
-    .await?;
+    let background =
+        Background::start_with(&pool, &registry, &config, config.jobs.workers, |jobs| {
+            if let Some(metrics) = &metrics {
+                metrics.watch_jobs(jobs);
+            }
+        })
+        .await?;
     // Expired sessions and stale throttling counters: small tables, so an
     // hourly sweep is plenty.
     let auth_maintenance = auth.spawn_maintenance(std::time::Duration::from_secs(3600));
@@ -404,7 +405,7 @@ async fn work(config: &Config, db: &Database, signals: &mut Signals) -> anyhow::
         .with_events(Arc::new(audit));
     let maintenance = registry.spawn_maintenance();
     let workers = config.jobs.workers.max(1);
-    let background = Background::start(&pool, &registry, workers).await?;
+    let background = Background::start(&pool, &registry, &config, workers).await?;
     tracing::info!(workers, "wharf worker is running jobs");
     let signal = signals.next().await;
     tracing::info!(signal, "stopping: running jobs get a moment to finish");
