@@ -279,6 +279,9 @@ pub fn build_server(
                     .configure(wharf_projects::http::configure),
             )
             .configure(move |cfg| registry.configure(cfg))
+            // The web console last: it registers only its own paths (`/`,
+            // `/login`, `/projects/...`, `/static/...`), none of the above.
+            .configure(wharf_ui::configure)
     })
     // Signals are ours (see `Signals`), so the embedded PostgreSQL stops after the server.
     .disable_signals()
@@ -405,11 +408,34 @@ async fn work(config: &Config, db: &Database, signals: &mut Signals) -> anyhow::
         .with_events(Arc::new(audit));
     let maintenance = registry.spawn_maintenance();
     let workers = config.jobs.workers.max(1);
-    let background = Background::start(&pool, &registry, &config, workers).await?;
+    // A worker has no main listener: its job counters are served only on
+    // `metrics.listen`, when one is set.
+    let metrics = (config.metrics.enabled && config.metrics.listen.is_some())
+        .then(|| Metrics::new(pool.clone()));
+    let background = Background::start_with(&pool, &registry, config, workers, |jobs| {
+        if let Some(metrics) = &metrics {
+            metrics.watch_jobs(jobs);
+        }
+    })
+    .await?;
+    let metrics_server = match (&metrics, &config.metrics.listen) {
+        (Some(metrics), Some(listen)) => {
+            let (server, addrs) = crate::metrics::separate_server(listen, metrics.clone())?;
+            for addr in &addrs {
+                tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listener ready");
+            }
+            Some((server.handle(), tokio::spawn(server)))
+        }
+        _ => None,
+    };
     tracing::info!(workers, "wharf worker is running jobs");
     let signal = signals.next().await;
     tracing::info!(signal, "stopping: running jobs get a moment to finish");
     background.stop().await;
+    if let Some((handle, task)) = metrics_server {
+        handle.stop(true).await;
+        let _ = task.await;
+    }
     maintenance.abort();
     drop(registry);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), audit_writer).await;

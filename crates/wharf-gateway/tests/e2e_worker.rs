@@ -52,7 +52,9 @@ async fn jobs_queued_by_a_server_without_workers_run_in_wharf_worker() {
     let item = gc_item(&http, &server.base, id).await;
     assert_eq!(item["job_status"], "Pending", "{item}");
 
-    let worker = backend.start_worker(&[]);
+    let metrics_port = support::free_port();
+    let worker =
+        backend.start_worker(&[("WHARF_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let item = gc_item(&http, &server.base, id).await;
@@ -73,4 +75,22 @@ async fn jobs_queued_by_a_server_without_workers_run_in_wharf_worker() {
         "{}",
         worker.log()
     );
+    // The worker counts the job it ran on its own metrics listener.
+    let metrics = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gc_successes = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("wharf_jobs_total{")
+                && l.contains("kind=\"gc\"")
+                && l.contains("outcome=\"succeeded\"")
+        })
+        .unwrap_or_else(|| panic!("no gc success counted:\n{metrics}"));
+    assert!(gc_successes.ends_with(" 1"), "{gc_successes}");
 }

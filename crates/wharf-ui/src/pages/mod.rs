@@ -1,0 +1,198 @@
+//! The console's pages, one module per area. Each page is an askama struct
+//! declared next to its handler; [`routes`] is the one route table.
+
+mod admin;
+pub(crate) mod auth;
+mod configuration;
+mod labels;
+mod logs;
+mod members;
+mod policy;
+mod projects;
+mod repositories;
+mod robots;
+
+use actix_web::{Route, web};
+
+use crate::error::UiError;
+use crate::layout;
+
+/// Every console path and its routes.
+pub(crate) fn routes() -> Vec<(&'static str, Vec<Route>)> {
+    vec![
+        ("/", vec![web::get().to(auth::home)]),
+        (
+            "/login",
+            vec![web::get().to(auth::login_page), web::post().to(auth::login)],
+        ),
+        ("/logout", vec![web::post().to(auth::logout)]),
+        ("/account", vec![web::get().to(auth::account)]),
+        (
+            "/account/password",
+            vec![web::post().to(auth::change_password)],
+        ),
+        (
+            "/projects",
+            vec![
+                web::get().to(projects::list),
+                web::post().to(projects::create),
+            ],
+        ),
+        ("/projects/{project}", vec![web::get().to(projects::show)]),
+        (
+            "/projects/{project}/delete",
+            vec![web::post().to(projects::delete)],
+        ),
+        (
+            "/projects/{project}/repositories",
+            vec![web::get().to(repositories::list)],
+        ),
+        // Repository names hold slashes; an artifact's page is marked by
+        // `/-/`, which no repository path segment can be.
+        (
+            "/projects/{project}/repositories/{repository:.+}/-/artifacts/{digest}",
+            vec![web::get().to(repositories::artifact)],
+        ),
+        (
+            "/projects/{project}/repositories/{repository:.+}",
+            vec![web::get().to(repositories::repository)],
+        ),
+        (
+            "/projects/{project}/tags/add",
+            vec![web::post().to(repositories::add_tag)],
+        ),
+        (
+            "/projects/{project}/tags/delete",
+            vec![web::post().to(repositories::delete_tag)],
+        ),
+        (
+            "/projects/{project}/artifacts/delete",
+            vec![web::post().to(repositories::delete_artifact)],
+        ),
+        (
+            "/projects/{project}/members",
+            vec![web::get().to(members::list), web::post().to(members::add)],
+        ),
+        (
+            "/projects/{project}/members/{mid}/role",
+            vec![web::post().to(members::change_role)],
+        ),
+        (
+            "/projects/{project}/members/{mid}/delete",
+            vec![web::post().to(members::remove)],
+        ),
+        (
+            "/projects/{project}/robots",
+            vec![web::get().to(robots::list), web::post().to(robots::create)],
+        ),
+        (
+            "/projects/{project}/robots/{id}/refresh",
+            vec![web::post().to(robots::refresh)],
+        ),
+        (
+            "/projects/{project}/robots/{id}/enabled",
+            vec![web::post().to(robots::set_enabled)],
+        ),
+        (
+            "/projects/{project}/robots/{id}/delete",
+            vec![web::post().to(robots::delete)],
+        ),
+        (
+            "/projects/{project}/robots/login.txt",
+            vec![web::post().to(robots::login_instructions)],
+        ),
+        ("/projects/{project}/logs", vec![web::get().to(logs::list)]),
+        (
+            "/projects/{project}/policy",
+            vec![web::get().to(policy::show)],
+        ),
+        (
+            "/projects/{project}/policy/immutable",
+            vec![web::post().to(policy::create)],
+        ),
+        (
+            "/projects/{project}/policy/immutable/{id}/delete",
+            vec![web::post().to(policy::delete)],
+        ),
+        (
+            "/projects/{project}/labels",
+            vec![web::get().to(labels::list), web::post().to(labels::create)],
+        ),
+        (
+            "/projects/{project}/labels/{id}/delete",
+            vec![web::post().to(labels::delete)],
+        ),
+        (
+            "/projects/{project}/configuration",
+            vec![
+                web::get().to(configuration::show),
+                web::post().to(configuration::update),
+            ],
+        ),
+        (
+            "/admin/users",
+            vec![web::get().to(admin::users), web::post().to(admin::create)],
+        ),
+        (
+            "/admin/users/{id}/password",
+            vec![web::post().to(admin::reset_password)],
+        ),
+        (
+            "/admin/users/{id}/sysadmin",
+            vec![web::post().to(admin::set_admin)],
+        ),
+        (
+            "/admin/users/{id}/delete",
+            vec![web::post().to(admin::delete)],
+        ),
+        ("/admin/logs", vec![web::get().to(admin::logs)]),
+    ]
+}
+
+/// A failed form post: errors the viewer can act on go back to the form's
+/// page and are shown next to the form; anything else is an error page.
+pub(crate) fn form_failed(e: UiError, back: &str, form: &str) -> actix_web::HttpResponse {
+    match e {
+        UiError::BadRequest(_) | UiError::Forbidden(_) | UiError::NotFound(_) => {
+            layout::back_with_error(back, form, &e.message())
+        }
+        other => actix_web::ResponseError::error_response(&other),
+    }
+}
+
+/// Whether a posted checkbox is ticked.
+pub(crate) fn ticked(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.is_empty())
+}
+
+#[derive(askama::Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    chrome: layout::Chrome,
+    question: String,
+    action: String,
+    fields: Vec<(String, String)>,
+    back: String,
+}
+
+/// Destructive posts carry `confirm=yes` (the script sets it once the
+/// viewer agreed in its prompt). Without it — no JavaScript — this answers
+/// with a page that asks, and whose button re-posts the same form confirmed.
+pub(crate) fn unconfirmed(
+    req: &actix_web::HttpRequest,
+    viewer: &crate::session::Viewer,
+    confirm: &Option<String>,
+    question: &str,
+    back: &str,
+) -> Option<actix_web::HttpResponse> {
+    if confirm.as_deref() == Some("yes") {
+        return None;
+    }
+    Some(layout::ok(&ConfirmPage {
+        chrome: layout::Chrome::new(viewer, "Please confirm", ""),
+        question: question.to_owned(),
+        action: req.path().to_owned(),
+        fields: crate::session::posted_fields(req),
+        back: back.to_owned(),
+    }))
+}

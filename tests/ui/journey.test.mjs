@@ -1,0 +1,346 @@
+// The console journey in a real browser (Debian's Chromium, headless, driven
+// by playwright-core): an administrator signs in, creates a private project,
+// adds a developer, creates a robot account and pushes an image with skopeo
+// using the secret read from the page, browses to the artifact, copies its
+// pull command and removes a tag; the developer cannot see the member edit
+// controls, and a form post without the CSRF token is refused.
+//
+// Needs WHARF_URL (a running Wharf) and WHARF_ADMIN_PASSWORD; writes
+// screenshots to SCREENSHOT_DIR (default docs/images). tests/ui/run sets
+// all of this up. Exits non-zero on the first failed step.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { writeImageLayout } from "./image.mjs";
+
+const base = process.env.WHARF_URL;
+const adminPassword = process.env.WHARF_ADMIN_PASSWORD;
+assert.ok(base && adminPassword, "set WHARF_URL and WHARF_ADMIN_PASSWORD (tests/ui/run does)");
+const shots = process.env.SCREENSHOT_DIR ?? "docs/images";
+mkdirSync(shots, { recursive: true });
+const host = new URL(base).host;
+const project = "journey";
+const developer = { name: "dev1", password: "Developer-pass-1" };
+
+let step = 0;
+async function check(name, body) {
+  step += 1;
+  const started = Date.now();
+  try {
+    await body();
+    console.log(`ok ${step} - ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    console.log(`not ok ${step} - ${name}`);
+    throw error;
+  }
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+async function signIn(page, username, password) {
+  await page.goto(base + "/");
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await Promise.all([page.waitForURL(/\/projects/), page.click("button[type=submit]")]);
+  assert.equal(await page.textContent("#current-user"), username);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const work = mkdtempSync(join(tmpdir(), "wharf-ui-"));
+let failed = false;
+try {
+  const admin = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  // The copy buttons write to the clipboard; the test reads it back.
+  await admin.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const page = await admin.newPage();
+  // Destructive forms ask first; the administrator agrees.
+  page.on("dialog", (dialog) => dialog.accept());
+
+  await check("an anonymous visitor gets the sign-in page at /", async () => {
+    await page.goto(base + "/");
+    assert.equal(await page.title(), "Sign in · Wharf");
+    await shot(page, "console-sign-in");
+  });
+
+  await check("a wrong password is refused on the sign-in page", async () => {
+    await page.fill("#username", "admin");
+    await page.fill("#password", "not-the-password");
+    await page.click("button[type=submit]");
+    assert.match(await page.textContent("#signin-error"), /invalid username or password/i);
+  });
+
+  await check("the administrator signs in; the session cookie is HttpOnly and SameSite=Lax", async () => {
+    await signIn(page, "admin", adminPassword);
+    const sid = (await admin.cookies()).find((c) => c.name === "sid");
+    assert.ok(sid, "a sid cookie is set");
+    assert.equal(sid.httpOnly, true);
+    assert.equal(sid.sameSite, "Lax");
+  });
+
+  await check("the administrator creates a private project", async () => {
+    await page.click("#new-project summary");
+    await page.fill("#project-name", project);
+    await Promise.all([page.waitForURL(new RegExp(`/projects/${project}/repositories$`)), page.click("#create-project button[type=submit]")]);
+    assert.match(await page.textContent(".flash"), new RegExp(`Project ${project} created`));
+    assert.equal(await page.textContent(".page-head .badge"), "private");
+  });
+
+  await check("a duplicate project name is shown next to the create form", async () => {
+    await page.goto(base + "/projects");
+    await page.click("#new-project summary");
+    await page.fill("#project-name", project);
+    await page.click("#create-project button[type=submit]");
+    const error = await page.textContent("#create-project .error");
+    assert.match(error, /already exists|taken|exists/i);
+  });
+
+  await check("the administrator creates a user on the Administration page", async () => {
+    await page.click("text=Administration");
+    await page.click("#new-user summary");
+    await page.fill("#user-name", developer.name);
+    await page.fill("#user-email", "dev1@example.test");
+    await page.fill("#user-realname", "Dev One");
+    await page.fill("#user-password", developer.password);
+    await page.click("#create-user button[type=submit]");
+    assert.match(await page.textContent(".flash"), /User dev1 created/);
+    assert.equal(await page.locator(`tr[data-user="${developer.name}"]`).count(), 1);
+    // The administrator's own row offers no delete and no flag change.
+    assert.equal(await page.locator('tr[data-user="admin"] button', { hasText: "Delete" }).count(), 0);
+  });
+
+  await check("a weak password is shown next to the new-user form", async () => {
+    await page.click("#new-user summary");
+    await page.fill("#user-name", "weak");
+    await page.fill("#user-email", "weak@example.test");
+    await page.fill("#user-password", "weakweak");
+    await page.click("#create-user button[type=submit]");
+    assert.match(await page.textContent("#create-user .error"), /password/i);
+    await shot(page, "console-admin-users");
+  });
+
+  await check("the administrator adds the user as developer", async () => {
+    await page.goto(`${base}/projects/${project}/members`);
+    await page.fill("#member-username", developer.name);
+    await page.selectOption("#member-role", { label: "Developer" });
+    await page.click("#add-member button[type=submit]");
+    assert.match(await page.textContent(".flash"), /dev1 is now Developer/);
+    const role = page.locator(`tr[data-member="${developer.name}"] select[name=role]`);
+    assert.equal(await role.inputValue(), "2");
+  });
+
+  await check("adding an unknown user shows the error next to the form", async () => {
+    await page.fill("#member-username", "nobody-here");
+    await page.click("#add-member button[type=submit]");
+    assert.match(await page.textContent("#add-member .error"), /no user nobody-here/i);
+    await shot(page, "console-members");
+  });
+
+  let robotName;
+  let robotSecret;
+  await check("the administrator creates a robot account and reads its secret once", async () => {
+    await page.goto(`${base}/projects/${project}/robots`);
+    await page.click("#new-robot summary");
+    await page.fill("#robot-name-input", "ci");
+    await page.fill("#robot-duration", "7");
+    await page.check('input[name=access][value="artifact:read"]');
+    await page.click("#create-robot button[type=submit]");
+    robotName = (await page.textContent("#robot-name")).trim();
+    robotSecret = (await page.textContent("#robot-secret-value")).trim();
+    assert.equal(robotName, `robot$${project}+ci`);
+    assert.ok(robotSecret.length >= 8, "a secret is shown");
+    await page.click("button[data-copy-from='#robot-secret-value']");
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), robotSecret);
+    await shot(page, "console-robot-secret");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.click("text=Download docker login instructions"),
+    ]);
+    const file = join(work, "login.txt");
+    await download.saveAs(file);
+    const text = (await import("node:fs")).readFileSync(file, "utf8");
+    assert.ok(text.includes(`docker login ${host} --username '${robotName}'`), text);
+    await page.goto(`${base}/projects/${project}/robots`);
+    assert.equal(await page.locator("#robot-secret").count(), 0, "the secret is not shown again");
+  });
+
+  let indexDigest;
+  await check("skopeo pushes a two-platform image with the robot's secret", async () => {
+    const layout = join(work, "image");
+    indexDigest = writeImageLayout(layout, "v1");
+    execFileSync("skopeo", [
+      "copy", "--all", "--dest-tls-verify=false", "--dest-creds", `${robotName}:${robotSecret}`,
+      `oci:${layout}:v1`, `docker://${host}/${project}/app:v1`,
+    ], { stdio: ["ignore", "ignore", "inherit"] });
+  });
+
+  await check("the artifact shows its tag, size and platforms", async () => {
+    await page.goto(`${base}/projects/${project}/repositories`);
+    await page.click(`text=${project}/app`);
+    const row = page.locator(`tr[data-digest="${indexDigest}"]`);
+    assert.equal(await row.locator(".kind").textContent(), "index");
+    assert.deepEqual(await row.locator(".tag").evaluateAll((tags) => tags.map((t) => t.dataset.tag)), ["v1"]);
+    assert.match(await row.locator(".size").textContent(), /^\d+(\.\d)? (B|KiB)$/);
+    assert.deepEqual(await row.locator(".platform").allTextContents(), ["linux/amd64", "linux/arm64"]);
+    await shot(page, "console-artifacts");
+    // The same page on a phone: narrow columns go, the table scrolls sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot(page, "console-artifacts-phone");
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await check("the pull command is copied for this host", async () => {
+    const row = page.locator(`tr[data-digest="${indexDigest}"]`);
+    await row.locator("button", { hasText: "Copy pull command" }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()),
+      `docker pull ${host}/${project}/app:v1`);
+  });
+
+  await check("a tag is added and then deleted", async () => {
+    const row = () => page.locator(`tr[data-digest="${indexDigest}"]`);
+    await row().locator(".add-tag input[name=tag]").fill("old");
+    await row().locator(".add-tag button").click();
+    assert.match(await page.textContent(".flash"), /Tag old added/);
+    await row().locator('.tag[data-tag="old"] button').click();
+    assert.match(await page.textContent(".flash"), /Tag old removed/);
+    const tags = await row().locator(".tag").evaluateAll((t) => t.map((x) => x.dataset.tag));
+    assert.deepEqual(tags, ["v1"]);
+  });
+
+  await check("the artifact page lists the platforms", async () => {
+    await page.click(`tr[data-digest="${indexDigest}"] a.digest`);
+    assert.deepEqual(await page.locator("#platforms .platform").allTextContents(), ["linux/amd64", "linux/arm64"]);
+    await shot(page, "console-artifact");
+  });
+
+  await check("the projects list shows the badge and the repository count, in light and dark", async () => {
+    await page.goto(base + "/projects");
+    const row = page.locator(`tr[data-project="${project}"]`);
+    assert.equal(await row.locator(".badge").textContent(), "private");
+    assert.equal((await row.locator("td.num").textContent()).trim(), "1");
+    await shot(page, "console-projects");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await shot(page, "console-projects-dark");
+    await page.emulateMedia({ colorScheme: "light" });
+  });
+
+  await check("the project's Logs tab and the system audit log record the changes", async () => {
+    await page.goto(`${base}/projects/${project}/logs`);
+    const operations = await page.locator("#logs tbody tr").allTextContents();
+    assert.ok(operations.some((r) => r.includes("robot$journey+ci")), operations.join("\n"));
+    assert.ok(operations.some((r) => r.includes("dev1")), operations.join("\n"));
+    await shot(page, "console-project-logs");
+    await page.goto(`${base}/admin/logs`);
+    const all = await page.locator("#logs tbody tr").allTextContents();
+    assert.ok(all.some((r) => r.includes("created the user")), all.join("\n"));
+  });
+
+  await check("the Configuration tab makes the project public and shows its quota", async () => {
+    await page.goto(`${base}/projects/${project}/configuration`);
+    assert.match(await page.textContent("#project-quota"), /used of unlimited/);
+    await page.check("#settings input[name=public]");
+    await page.click("#settings button[type=submit]");
+    assert.match(await page.textContent(".flash"), /Settings saved/);
+    assert.equal(await page.textContent(".page-head .badge"), "public");
+    await shot(page, "console-configuration");
+    // Anyone may now pull: no credentials at all.
+    execFileSync("skopeo", ["inspect", "--tls-verify=false", "--no-creds", "--raw",
+      `docker://${host}/${project}/app:v1`], { stdio: ["ignore", "ignore", "inherit"] });
+  });
+
+  await check("an immutable tag rule protects v1, and the refusal shows next to the tag", async () => {
+    await page.goto(`${base}/projects/${project}/policy`);
+    await page.fill("#create-rule input[name=tag_pattern]", "v*");
+    await page.click("#create-rule button[type=submit]");
+    assert.match(await page.textContent(".flash"), /rule added/);
+    assert.match(await page.textContent("#immutable-rules tbody"), /tags matching v\*/);
+    await shot(page, "console-policy");
+    await page.goto(`${base}/projects/${project}/repositories/app`);
+    const row = page.locator(`tr[data-digest="${indexDigest}"]`);
+    await row.locator('.tag[data-tag="v1"] button').click();
+    assert.match(await row.locator(".tags .field-error").textContent(), /immutable/i);
+    assert.equal(await row.locator('.tag[data-tag="v1"]').count(), 1);
+    await page.goto(`${base}/projects/${project}/policy`);
+    await page.click("#immutable-rules button");
+    assert.match(await page.textContent(".flash"), /rule deleted/);
+  });
+
+  await check("labels are created, refused twice, and deleted on the Labels tab", async () => {
+    await page.goto(`${base}/projects/${project}/labels`);
+    await page.fill("#label-name", "release");
+    await page.fill("#label-description", "shipped builds");
+    await page.click("#create-label button[type=submit]");
+    assert.match(await page.textContent(".flash"), /Label release created/);
+    await page.fill("#label-name", "release");
+    await page.click("#create-label button[type=submit]");
+    assert.match(await page.textContent("#create-label .error"), /already has a label release/);
+    await shot(page, "console-labels");
+    await page.click('tr[data-label="release"] button');
+    assert.match(await page.textContent(".flash"), /Label release deleted/);
+    assert.equal(await page.locator("tr[data-label]").count(), 0);
+  });
+
+  const dev = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const devPage = await dev.newPage();
+  await check("the developer sees the members but none of the edit controls", async () => {
+    await signIn(devPage, developer.name, developer.password);
+    await devPage.goto(`${base}/projects/${project}/members`);
+    assert.equal(await devPage.locator("#members tr[data-member]").count(), 2);
+    assert.equal(await devPage.locator("#add-member").count(), 0);
+    assert.equal(await devPage.locator("form.change-role").count(), 0);
+    assert.equal(await devPage.locator("#members button", { hasText: "Remove" }).count(), 0);
+    await shot(devPage, "console-members-developer");
+    await devPage.goto(`${base}/admin/users`);
+    assert.match(await devPage.textContent("h1"), /Not allowed/);
+    assert.equal(await devPage.locator("nav.nav a", { hasText: "Administration" }).count(), 0);
+  });
+
+  await check("the developer's direct post to change a role is refused by the service", async () => {
+    await devPage.goto(`${base}/projects/${project}/members`);
+    const csrf = await devPage.locator("input[name=csrf]").first().inputValue();
+    const response = await devPage.request.post(`${base}/projects/${project}/members`, {
+      form: { csrf, username: "admin", role: "1" }, maxRedirects: 0,
+    });
+    assert.equal(response.status(), 303);
+    await devPage.goto(`${base}/projects/${project}/members`);
+    assert.match(await devPage.textContent(".error"), /does not allow you to create member/);
+  });
+
+  await check("a form post without the CSRF token is refused", async () => {
+    const response = await devPage.request.post(`${base}/projects`, {
+      form: { name: "forged" }, maxRedirects: 0,
+    });
+    assert.equal(response.status(), 403);
+    assert.match(await response.text(), /security token/);
+    const wrong = await devPage.request.post(`${base}/projects`, {
+      form: { name: "forged", csrf: "not-the-token" }, maxRedirects: 0,
+    });
+    assert.equal(wrong.status(), 403);
+    await devPage.goto(base + "/projects?q=forged");
+    assert.equal(await devPage.locator("tr[data-project]").count(), 0);
+  });
+
+  await check("signing out ends the session", async () => {
+    await devPage.click("text=Sign out");
+    await devPage.waitForURL(/\/login$/);
+    await devPage.goto(`${base}/projects`);
+    assert.match(devPage.url(), /\/login\?next=/);
+  });
+} catch (error) {
+  failed = true;
+  console.error(error);
+} finally {
+  await browser.close();
+  rmSync(work, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
