@@ -199,8 +199,15 @@ def one(objects, kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def deployment_of(objects, component: str) -> dict[str, Any]:
+    found = [d for d in by_kind(objects, "Deployment")
+             if d["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+    assert len(found) == 1, f"expected one {component} Deployment, got {len(found)}"
+    return found[0]
+
+
 def wharf_deployment(objects) -> dict[str, Any]:
-    return one(objects, "Deployment")
+    return deployment_of(objects, "registry")
 
 
 def strip(obj: dict[str, Any]) -> dict[str, Any]:
@@ -436,6 +443,30 @@ def test_the_ha_install_has_every_piece(chart):
     assert init == ["install-signing-key", "migrate"]
 
 
+def test_job_only_pods_take_the_jobs_from_the_serving_pods(chart):
+    objects = render(chart, VALUE_SETS["ha"])
+    server, worker = wharf_deployment(objects), deployment_of(objects, "worker")
+    assert worker["spec"]["replicas"] == 2
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["worker"]
+    assert "WHARF_JOBS_WORKERS" not in container_env(objects, container)
+    served = container_env(objects, server["spec"]["template"]["spec"]["containers"][0])
+    assert served["WHARF_JOBS_WORKERS"] == "0", "serving pods must leave the jobs to the workers"
+    # Nothing that routes traffic or counts serving pods selects the workers.
+    pod_labels = worker["spec"]["template"]["metadata"]["labels"]
+    for obj in by_kind(objects, "Service") + by_kind(objects, "PodDisruptionBudget"):
+        selector = obj["spec"]["selector"]
+        selector = selector.get("matchLabels", selector)
+        assert not all(pod_labels.get(k) == v for k, v in selector.items()), obj["metadata"]["name"]
+    # The same configuration, database and signing key as the serving pods.
+    assert container["volumeMounts"] == server["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    # Without them, the default install has no worker pods and serving pods run the jobs.
+    default = render(chart, VALUE_SETS["default"])
+    assert len(by_kind(default, "Deployment")) == 1
+    served = container_env(default, pod_spec(default)["containers"][0])
+    assert "WHARF_JOBS_WORKERS" not in served
+
+
 @pytest.mark.parametrize("values, message", [
     ({"replicaCount": 2}, "needs storage.type=s3"),
     ({"replicaCount": 2, "storage": {"filesystem": {"persistence": {"enabled": False,
@@ -446,6 +477,7 @@ def test_the_ha_install_has_every_piece(chart):
     ({"postgresql": {"enabled": False}}, "Wharf needs PostgreSQL"),
     ({"database": {"url": "postgres://x@y/z"}}, "turn it off"),
     ({"tls": {"enabled": True}}, "tls.existingSecret"),
+    ({"worker": {"enabled": True}}, "worker.enabled runs jobs in pods of their own"),
     ({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, "needs metrics.enabled"),
 ], ids=lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else "")
 def test_impossible_settings_are_refused_with_a_reason(chart, helm, values, message):

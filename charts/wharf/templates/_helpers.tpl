@@ -23,6 +23,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: registry
 {{- end -}}
 
+{{/* The job-only pods: not selected by the Service, the PDB or the HPA. */}}
+{{- define "wharf.workerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "wharf.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: worker
+{{- end -}}
+
+{{- define "wharf.workerLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "wharf.workerSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: wharf
+{{- end -}}
+
 {{- define "wharf.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{ include "wharf.selectorLabels" . }}
@@ -109,6 +124,9 @@ token-signing-key.pem
 {{/* Settings that cannot work together, refused before anything renders. */}}
 {{- define "wharf.validate" -}}
 {{- $many := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled -}}
+{{- if and .Values.worker.enabled (eq .Values.storage.type "filesystem") (not (include "wharf.sharedVolume" .)) -}}
+{{- fail "worker.enabled runs jobs in pods of their own, which need the blobs too: it needs storage.type=s3, or a ReadWriteMany volume (storage.filesystem.persistence.accessModes)" -}}
+{{- end -}}
 {{- if and $many (eq .Values.storage.type "filesystem") (not (include "wharf.sharedVolume" .)) -}}
 {{- fail "more than one replica (replicaCount > 1 or autoscaling) needs storage.type=s3, or a ReadWriteMany volume (storage.filesystem.persistence.accessModes)" -}}
 {{- end -}}
