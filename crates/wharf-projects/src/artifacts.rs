@@ -452,6 +452,15 @@ impl RepositorySort {
             RepositorySort::ArtifactCount => "artifact_count",
         }
     }
+
+    /// Whether the column is computed per row (not stored in
+    /// `repositories`), so ordering by it needs it for every row.
+    fn is_computed(self) -> bool {
+        matches!(
+            self,
+            RepositorySort::UpdateTime | RepositorySort::ArtifactCount
+        )
+    }
 }
 
 /// Filters, order and page for [`search_repositories`].
@@ -507,18 +516,44 @@ pub async fn search_repositories(
         order.push("created_at DESC".into());
     }
     order.push("id DESC".into());
-    let items = sqlx::query_as::<_, Repository>(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM ({} WHERE {filter}) AS x ORDER BY {} LIMIT $4 OFFSET $5",
-        repository_select(),
-        order.join(", ")
-    )))
-    .bind(&search.project_ids)
-    .bind(TextMatch::exact(search.name.as_ref()))
-    .bind(TextMatch::pattern(search.name.as_ref()))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
+    // The last-change time and artifact count are correlated subqueries, so
+    // computing them for every row before OFFSET made deep pages cost in
+    // proportion to their depth. When the order uses only stored columns,
+    // the page's ids are chosen first and only those rows get the computed
+    // columns; the outer ORDER BY repeats the same keys (same values), so
+    // the page and its order are the same as before.
+    let computed = search.sort.iter().any(|(key, _)| key.is_computed());
+    let sql = if computed {
+        format!(
+            "SELECT * FROM ({} WHERE {filter}) AS x ORDER BY {} LIMIT $4 OFFSET $5",
+            repository_select(),
+            order.join(", ")
+        )
+    } else {
+        format!(
+            "WITH page AS (
+                SELECT r.id FROM repositories r
+                  JOIN projects p ON p.name = r.project AND NOT p.deleted
+                 WHERE {filter}
+                 ORDER BY {} LIMIT $4 OFFSET $5)
+             SELECT * FROM ({} WHERE r.id IN (SELECT id FROM page)) AS x ORDER BY {}",
+            order
+                .iter()
+                .map(|key| format!("r.{key}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            repository_select(),
+            order.join(", ")
+        )
+    };
+    let items = sqlx::query_as::<_, Repository>(sqlx::AssertSqlSafe(sql))
+        .bind(&search.project_ids)
+        .bind(TextMatch::exact(search.name.as_ref()))
+        .bind(TextMatch::pattern(search.name.as_ref()))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
     Ok(Listing { items, total })
 }
 

@@ -72,6 +72,27 @@ async fn repositories_are_listed_read_described_and_deleted() {
     )
     .await;
     assert_eq!(names(&sorted), ["library/team/tool"]);
+    // Orders on stored columns page the rows before counting artifacts;
+    // adding a computed key last (it never decides, the first keys are
+    // unique) takes the count-every-row path. Both must give the same pages.
+    for (stored, computed) in [
+        ("name", "name,artifact_count"),
+        ("-creation_time", "-creation_time,-update_time"),
+        ("-id", "-id,artifact_count"),
+    ] {
+        for page in 1..=3 {
+            let mut pages = Vec::new();
+            for sort in [stored, computed] {
+                let path =
+                    format!("/projects/library/repositories?sort={sort}&page_size=1&page={page}");
+                pages.push(
+                    json_body(get(&app, &path, Some(("admin", &app.admin_password))).await).await,
+                );
+            }
+            assert_eq!(pages[0], pages[1], "sort={stored} page={page}");
+            assert_eq!(pages[0].as_array().unwrap().len(), usize::from(page < 3));
+        }
+    }
     expect_error(
         app.as_admin(
             app.client
