@@ -39,6 +39,52 @@ impl SecretKey {
         B64.encode(raw)
     }
 
+    /// The key in the file at `path`, generated there on first start: the
+    /// directory is created 0700 and the file 0600 with `create_new`, and
+    /// when another replica sharing the volume wins the race
+    /// (`AlreadyExists`) its key is re-read, so all replicas agree.
+    pub fn load_or_generate(path: &std::path::Path) -> Result<Self, ReplicationError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let io = |what: &str, e: std::io::Error| {
+            ReplicationError::Invalid(format!("{what} {}: {e}", path.display()))
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => return Self::from_base64(&text),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("cannot read credential key", e));
+            }
+            Err(_) => {}
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| io("cannot create the directory of", e))?;
+        }
+        let text = Self::generate_base64();
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(mut file) => {
+                file.write_all(text.as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| io("cannot write credential key", e))?;
+                Self::from_base64(&text)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| io("cannot read credential key", e))?;
+                Self::from_base64(&text)
+            }
+            Err(e) => Err(io("cannot create credential key", e)),
+        }
+    }
+
     /// `base64(nonce || ciphertext || tag)`; a fresh nonce every time.
     pub fn seal(&self, plaintext: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
@@ -93,5 +139,22 @@ mod tests {
         let other = SecretKey::from_base64(&SecretKey::generate_base64()).unwrap();
         assert!(other.open(&sealed).is_err());
         assert!(SecretKey::from_bytes(&[0; 16]).is_err());
+    }
+
+    #[test]
+    fn load_or_generate_creates_once_with_private_modes() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets/replication-credential.key");
+        let first = SecretKey::load_or_generate(&path).unwrap();
+        let sealed = first.seal("pw");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        // A second start (or another replica) reads the same key back.
+        let again = SecretKey::load_or_generate(&path).unwrap();
+        assert_eq!(again.open(&sealed).unwrap(), "pw");
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(SecretKey::load_or_generate(&path).is_err());
     }
 }
