@@ -7,22 +7,20 @@
 //! workers of `wharf_jobs`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 use serde_json::Value;
 use sqlx::PgPool;
-use utoipa::{IntoParams, OpenApi};
-use wharf_jobs::{EnqueueOptions, ExecutionQuery, ExecutionStatus, Trigger};
+use utoipa::OpenApi;
+use wharf_jobs::{EnqueueOptions, Trigger};
 
 use super::error::{ErrorsBody, resource};
 use super::schedules::{
-    ExecHistory, ScheduleBody, ScheduleObj, ScheduleRequest, apply_schedule, exec_history,
-    jobs_error, schedule_history, schedule_request,
+    ExecHistory, HistoryParams, ScheduleBody, ScheduleObj, ScheduleRequest, apply_schedule,
+    exec_history, execution_of_kind, jobs_error, list_history, schedule_history, schedule_request,
 };
-use super::{ApiError, ApiResult, PageParams, Query, paginated, require_system};
+use super::{ApiError, ApiResult, require_system};
 use crate::audit::{self, AuditEntry};
 use crate::jobs::purge_audit::{KIND, PurgeParams, SCHEDULE_NAME, VENDOR_TYPE};
 use crate::security::Caller;
-use crate::{Listing, Page};
 
 /// The RBAC resource of these endpoints.
 const RESOURCE: &str = "purge-audit";
@@ -64,32 +62,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Query parameters of the history.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryParams {
-    /// Harbor's query; supports `status` (exact).
-    pub q: Option<String>,
-    /// `creation_time` or `id` (oldest first), `-creation_time` or `-id`
-    /// (newest first, the default).
-    pub sort: Option<String>,
-    /// Page number, from 1.
-    pub page: Option<i64>,
-    /// Rows per page, 1–100 (default 10).
-    pub page_size: Option<i64>,
-}
-
 fn not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("purge job with id {id} not found"))
 }
 
 async fn purge_execution(pool: &PgPool, id: i64) -> ApiResult<wharf_jobs::Execution> {
-    match wharf_jobs::get_execution(pool, id)
-        .await
-        .map_err(jobs_error)?
-    {
-        Some(e) if e.kind == KIND => Ok(e),
-        _ => Err(not_found(id)),
-    }
+    execution_of_kind(pool, id, KIND)
+        .await?
+        .ok_or_else(|| not_found(id))
 }
 
 /// The purge executions, newest first.
@@ -115,39 +95,7 @@ pub async fn get_purge_history(
     params: web::Query<HistoryParams>,
 ) -> ApiResult<HttpResponse> {
     require_system(&caller, RESOURCE, "list")?;
-    let page: Page = PageParams {
-        page: params.page,
-        page_size: params.page_size,
-    }
-    .page()?;
-    let q = Query::parse(params.q.as_deref(), &["status"])?;
-    let mut query = ExecutionQuery::new(KIND);
-    query.page = page.page;
-    query.page_size = page.page_size;
-    if let Some(m) = q.get("status") {
-        let text = m
-            .text()
-            .ok_or_else(|| ApiError::bad_request("status takes one value"))?;
-        query.status = Some(
-            ExecutionStatus::from_name(text)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown status {text:?}")))?,
-        );
-    }
-    query.oldest_first = match params.sort.as_deref().map(str::trim) {
-        None | Some("") | Some("-creation_time") | Some("-id") | Some("-update_time") => false,
-        Some("creation_time") | Some("id") | Some("update_time") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "cannot sort by {other:?} (use creation_time or id, with - for newest first)"
-            )));
-        }
-    };
-    let (items, total) = wharf_jobs::list_executions(pool.get_ref(), &query)
-        .await
-        .map_err(jobs_error)?;
-    Ok(paginated(&req, Listing { items, total }, page, |e| {
-        exec_history(VENDOR_TYPE, &e)
-    }))
+    list_history(&req, &pool, &params, KIND, VENDOR_TYPE).await
 }
 
 /// One purge execution.

@@ -11,14 +11,17 @@
 //! (GET `.../schedule`) is the same item with `job_kind` = the cron and
 //! `schedule` = {type, cron, next_scheduled_time}.
 
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::PgConnection;
-use utoipa::ToSchema;
-use wharf_jobs::{Execution, Schedule, ScheduleType, Trigger};
+use sqlx::{PgConnection, PgPool};
+use utoipa::{IntoParams, ToSchema};
+use wharf_jobs::{Execution, ExecutionQuery, ExecutionStatus, Schedule, ScheduleType, Trigger};
 
 use super::error::{ApiError, ApiResult};
+use super::{PageParams, Query, paginated};
+use crate::{Listing, Page};
 
 /// Harbor's `ScheduleObj`: when a job runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -297,4 +300,72 @@ mod tests {
         assert_eq!(h["deleted"], false);
         assert!(h["creation_time"].is_string() && h["update_time"].is_string());
     }
+}
+
+/// The query of a history listing (`GET /system/gc`, `/system/purgeaudit`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Harbor's query; supports `status` (exact).
+    pub q: Option<String>,
+    /// `creation_time` or `id` (oldest first), `-creation_time` or `-id`
+    /// (newest first, the default).
+    pub sort: Option<String>,
+    /// Page number, from 1.
+    pub page: Option<i64>,
+    /// Rows per page, 1–100 (default 10).
+    pub page_size: Option<i64>,
+}
+
+/// One page of the executions of job `kind`, as Harbor's history items
+/// named `vendor_type`: Harbor's `q` (`status`), `sort` and paging.
+pub async fn list_history(
+    req: &HttpRequest,
+    pool: &PgPool,
+    params: &HistoryParams,
+    kind: &'static str,
+    vendor_type: &str,
+) -> ApiResult<HttpResponse> {
+    let page: Page = PageParams {
+        page: params.page,
+        page_size: params.page_size,
+    }
+    .page()?;
+    let q = Query::parse(params.q.as_deref(), &["status"])?;
+    let mut query = ExecutionQuery::new(kind);
+    query.page = page.page;
+    query.page_size = page.page_size;
+    if let Some(m) = q.get("status") {
+        let text = m
+            .text()
+            .ok_or_else(|| ApiError::bad_request("status takes one value"))?;
+        query.status = Some(
+            ExecutionStatus::from_name(text)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown status {text:?}")))?,
+        );
+    }
+    query.oldest_first = match params.sort.as_deref().map(str::trim) {
+        None | Some("") | Some("-creation_time") | Some("-id") | Some("-update_time") => false,
+        Some("creation_time") | Some("id") | Some("update_time") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "cannot sort by {other:?} (use creation_time or id, with - for newest first)"
+            )));
+        }
+    };
+    let (items, total) = wharf_jobs::list_executions(pool, &query)
+        .await
+        .map_err(jobs_error)?;
+    Ok(paginated(req, Listing { items, total }, page, |e| {
+        exec_history(vendor_type, &e)
+    }))
+}
+
+/// The execution `id` if it is one of job `kind` (another kind's id is as
+/// good as unknown to the endpoint asking).
+pub async fn execution_of_kind(pool: &PgPool, id: i64, kind: &str) -> ApiResult<Option<Execution>> {
+    Ok(wharf_jobs::get_execution(pool, id)
+        .await
+        .map_err(jobs_error)?
+        .filter(|e| e.kind == kind))
 }
