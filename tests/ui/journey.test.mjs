@@ -2,8 +2,11 @@
 // by playwright-core): an administrator signs in, creates a private project,
 // adds a developer, creates a robot account and pushes an image with skopeo
 // using the secret read from the page, browses to the artifact, copies its
-// pull command and removes a tag; the developer cannot see the member edit
-// controls, and a form post without the CSRF token is refused.
+// pull command and removes a tag; edits immutability and tag retention rules
+// and runs retention, labels the artifact, manages a system robot, reads the
+// configuration and runs garbage collection; the developer cannot see the
+// member edit controls, error pages keep the navigation, and a form post
+// without the CSRF token is refused.
 //
 // Needs WHARF_URL (a running Wharf) and WHARF_ADMIN_PASSWORD; writes
 // screenshots to SCREENSHOT_DIR (default docs/images). tests/ui/run sets
@@ -270,9 +273,93 @@ try {
     await row.locator('.tag[data-tag="v1"] button').click();
     assert.match(await row.locator(".tags .field-error").textContent(), /immutable/i);
     assert.equal(await row.locator('.tag[data-tag="v1"]').count(), 1);
+  });
+
+  await check("an immutable tag rule is disabled, edited, enabled again and deleted", async () => {
     await page.goto(`${base}/projects/${project}/policy`);
-    await page.click("#immutable-rules button");
+    const row = () => page.locator("#immutable-rules tbody tr[data-rule]").first();
+    await row().locator("button", { hasText: "Disable" }).click();
+    assert.match(await page.textContent(".flash"), /rule disabled/);
+    assert.equal(await row().locator(".badge").textContent(), "disabled");
+    // Disabled, it protects nothing: v1 could go. Edit it to protect only release-*.
+    await row().locator("details.edit-rule summary").click();
+    await row().locator("details.edit-rule input[name=tag_pattern]").fill("release-*");
+    await row().locator("details.edit-rule button[type=submit]").click();
+    assert.match(await page.textContent(".flash"), /rule saved/);
+    assert.match(await row().textContent(), /tags matching release-\*/);
+    await row().locator("button", { hasText: "Enable" }).click();
+    assert.match(await page.textContent(".flash"), /rule enabled/);
+    assert.equal(await row().locator(".badge").textContent(), "enabled");
+    await row().locator("button", { hasText: "Delete" }).click();
     assert.match(await page.textContent(".flash"), /rule deleted/);
+    assert.equal(await page.locator("#immutable-rules tr[data-rule]").count(), 0);
+  });
+
+  // Polls a page until `selector`'s text matches `done` (a background job finishing).
+  async function waitForText(url, selector, done, seconds = 60) {
+    for (let i = 0; i < seconds * 2; i += 1) {
+      await page.goto(url);
+      const text = (await page.textContent(selector)) ?? "";
+      if (done.test(text)) { return text; }
+      await page.waitForTimeout(500);
+    }
+    throw new Error(`${selector} on ${url} never matched ${done}`);
+  }
+
+  await check("tag retention: a rule is added, disabled and enabled, scheduled, and a bad cron is refused next to the form", async () => {
+    await page.goto(`${base}/projects/${project}/policy`);
+    await page.click("nav.subtabs >> text=Tag retention");
+    assert.match(page.url(), /\/policy\/retention$/);
+    assert.match(await page.textContent("#retention-rules tbody"), /No retention rules/);
+    await page.selectOption("#retention-template", "latestPushedK");
+    await page.fill("#retention-count", "5");
+    await page.click("#add-retention-rule button[type=submit]");
+    assert.match(await page.textContent(".flash"), /Retention rule added/);
+    const rule = page.locator('#retention-rules tr[data-retention-rule="1"]');
+    assert.match(await rule.textContent(), /the 5 most recently pushed, tags matching \*\*/);
+    await rule.locator("button", { hasText: "Disable" }).click();
+    assert.match(await page.textContent(".flash"), /rule disabled/);
+    assert.equal(await rule.locator(".badge").textContent(), "disabled");
+    await rule.locator("button", { hasText: "Enable" }).click();
+    assert.equal(await rule.locator(".badge").textContent(), "enabled");
+    await page.fill("#retention-cron", "every day");
+    await page.click("#retention-schedule button[type=submit]");
+    assert.match(await page.textContent("#retention-schedule .error"), /cron|field/i);
+    await page.fill("#retention-cron", "0 0 0 * * *");
+    await page.click("#retention-schedule button[type=submit]");
+    assert.match(await page.textContent(".flash"), /schedule saved/);
+    assert.equal(await page.inputValue("#retention-cron"), "0 0 0 * * *");
+  });
+
+  await check("tag retention: a dry run finishes and its log keeps the artifact", async () => {
+    await page.goto(`${base}/projects/${project}/policy/retention`);
+    await page.click("#retention-dry-run button");
+    assert.match(await page.textContent(".flash"), /Dry run \d+ started/);
+    assert.equal(await page.locator("#retention-runs tr[data-run]").count(), 1);
+    await waitForText(`${base}/projects/${project}/policy/retention`, "#retention-runs tbody", /Success/);
+    await shot(page, "console-retention");
+    await page.click("#retention-runs tr[data-run] a");
+    const task = page.locator(`#run-tasks tr[data-repository="${project}/app"]`);
+    assert.equal(await task.count(), 1);
+    await task.locator("summary").click();
+    assert.match(await task.locator("pre.log").textContent(), /RETAIN/);
+    // Nothing went: the index is still there.
+    await page.goto(`${base}/projects/${project}/repositories/app`);
+    assert.equal(await page.locator(`tr[data-digest="${indexDigest}"]`).count(), 1);
+  });
+
+  await check("tag retention: Run now runs after confirmation; a rule is deleted", async () => {
+    await page.goto(`${base}/projects/${project}/policy/retention`);
+    await page.click("#retention-run-now button");
+    assert.match(await page.textContent(".flash"), /Retention run \d+ started/);
+    await waitForText(`${base}/projects/${project}/policy/retention`, "#retention-runs tbody tr:first-child .status", /Success/);
+    // Five most recent are kept: the one artifact stays.
+    await page.goto(`${base}/projects/${project}/repositories/app`);
+    assert.equal(await page.locator(`tr[data-digest="${indexDigest}"]`).count(), 1);
+    await page.goto(`${base}/projects/${project}/policy/retention`);
+    await page.locator('#retention-rules tr[data-retention-rule="1"] button', { hasText: "Delete" }).click();
+    assert.match(await page.textContent(".flash"), /Retention rule deleted/);
+    assert.match(await page.textContent("#retention-rules tbody"), /No retention rules/);
   });
 
   await check("labels are created, refused twice, and deleted on the Labels tab", async () => {
@@ -285,9 +372,98 @@ try {
     await page.click("#create-label button[type=submit]");
     assert.match(await page.textContent("#create-label .error"), /already has a label release/);
     await shot(page, "console-labels");
+    // Attach it to the artifact; the chip shows on the artifact and its repository.
+    await page.goto(`${base}/projects/${project}/repositories/app`);
+    await page.click(`tr[data-digest="${indexDigest}"] a.digest`);
+    await page.selectOption("#attach-label select[name=label]", { label: "release" });
+    await page.click("#attach-label button[type=submit]");
+    assert.match(await page.textContent(".flash"), /Label release attached/);
+    assert.equal(await page.locator('#artifact-labels .label-chip[data-label="release"]').count(), 1);
+    await shot(page, "console-artifact-labels");
+    await page.goto(`${base}/projects/${project}/repositories/app`);
+    assert.equal(await page.locator(`tr[data-digest="${indexDigest}"] .label-chip[data-label="release"]`).count(), 1);
+    await page.click(`tr[data-digest="${indexDigest}"] a.digest`);
+    await page.click('#artifact-labels .label-chip[data-label="release"] button');
+    assert.match(await page.textContent(".flash"), /Label release detached/);
+    assert.equal(await page.locator("#artifact-labels .label-chip").count(), 0);
+    await page.goto(`${base}/projects/${project}/labels`);
     await page.click('tr[data-label="release"] button');
     assert.match(await page.textContent(".flash"), /Label release deleted/);
     assert.equal(await page.locator("tr[data-label]").count(), 0);
+  });
+
+  await check("a system robot account is created for the project, signs in with skopeo, is refreshed, disabled and deleted", async () => {
+    await page.goto(`${base}/admin/users`);
+    await page.click("nav.tabs >> text=Robot accounts");
+    await page.click("#new-robot summary");
+    await page.fill("#robot-name-input", "deployer");
+    await page.fill("#robot-projects", "no-such-project");
+    await page.click("#create-robot button[type=submit]");
+    assert.match(await page.textContent("#create-robot .error"), /no-such-project/);
+    await page.fill("#robot-name-input", "deployer");
+    await page.fill("#robot-projects", project);
+    await page.check('#create-robot input[name=system][value="garbage-collection:list"]');
+    await page.click("#create-robot button[type=submit]");
+    const name = (await page.textContent("#robot-name")).trim();
+    const secret = (await page.textContent("#robot-secret-value")).trim();
+    assert.equal(name, "robot$deployer");
+    await shot(page, "console-admin-robots");
+    execFileSync("skopeo", ["inspect", "--tls-verify=false", "--raw", "--creds", `${name}:${secret}`,
+      `docker://${host}/${project}/app:v1`], { stdio: ["ignore", "ignore", "inherit"] });
+    const row = () => page.locator(`tr[data-robot="${name}"]`);
+    assert.match(await row().textContent(), new RegExp(`projects ${project}`));
+    await row().locator("button", { hasText: "Refresh secret" }).click();
+    const fresh = (await page.textContent("#robot-secret-value")).trim();
+    assert.notEqual(fresh, secret);
+    await row().locator("button", { hasText: "Disable" }).click();
+    assert.match(await page.textContent(".flash"), /is disabled/);
+    assert.equal(await row().locator(".badge").textContent(), "disabled");
+    await row().locator("button", { hasText: "Delete" }).click();
+    assert.match(await page.textContent(".flash"), /was deleted/);
+    assert.equal(await row().count(), 0);
+  });
+
+  await check("the Configuration page shows the effective settings, read-only", async () => {
+    await page.goto(`${base}/admin/users`);
+    await page.click("nav.tabs >> text=Configuration");
+    const rows = await page.locator("#settings tbody tr").allTextContents();
+    assert.ok(rows.some((r) => r.includes("Robot account prefix") && r.includes("robot$")), rows.join("\n"));
+    assert.match(await page.textContent("#settings-note"), /none can be changed here/);
+    assert.equal(await page.locator("main form").count(), 0);
+  });
+
+  await check("garbage collection: a bad cron is refused, a schedule is set and cleared", async () => {
+    await page.goto(`${base}/admin/users`);
+    await page.click("nav.tabs >> text=Garbage collection");
+    assert.match(await page.textContent("#gc-schedule-text"), /Not scheduled/);
+    await page.fill("#gc-cron", "0 0 * * *");
+    await page.click("#gc-schedule button[type=submit]");
+    assert.match(await page.textContent("#gc-schedule .error"), /fields/);
+    await page.fill("#gc-cron", "0 0 2 * * 0");
+    await page.check("#gc-schedule input[name=delete_untagged]");
+    await page.click("#gc-schedule button[type=submit]");
+    assert.match(await page.textContent(".flash"), /schedule saved/);
+    assert.match(await page.textContent("#gc-schedule-text"), /0 0 2 \* \* 0.*untagged artifacts included/);
+    await page.fill("#gc-cron", "");
+    await page.click("#gc-schedule button[type=submit]");
+    assert.match(await page.textContent(".flash"), /schedule removed/);
+    assert.match(await page.textContent("#gc-schedule-text"), /Not scheduled/);
+  });
+
+  await check("garbage collection: a dry run with untagged artifacts finishes and shows its log", async () => {
+    await page.goto(`${base}/admin/gc`);
+    await page.check("#gc-run input[name=delete_untagged]");
+    await page.check("#gc-run input[name=dry_run]");
+    await page.click("#gc-run button[type=submit]");
+    assert.match(await page.textContent(".flash"), /Garbage collection \d+ started \(dry run\)/);
+    await waitForText(`${base}/admin/gc`, "#gc-runs tbody tr:first-child .status", /Success/);
+    assert.match(await page.textContent("#gc-runs tbody tr:first-child"), /dry run, untagged artifacts included/);
+    await shot(page, "console-gc");
+    await page.click("#gc-runs tbody tr:first-child a");
+    assert.match(await page.textContent("#gc-log"), /\S/);
+    // The audit log names who started it.
+    await page.goto(`${base}/admin/logs`);
+    assert.match(await page.textContent("#logs tbody"), /started garbage collection/);
   });
 
   const dev = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -301,8 +477,16 @@ try {
     assert.equal(await devPage.locator("#members button", { hasText: "Remove" }).count(), 0);
     await shot(devPage, "console-members-developer");
     await devPage.goto(`${base}/admin/users`);
-    assert.match(await devPage.textContent("h1"), /Not allowed/);
+    assert.match(await devPage.textContent("main h1"), /Not allowed/);
+    // The error page keeps the layout: the developer can go on from it.
+    assert.equal(await devPage.textContent("#current-user"), developer.name);
+    assert.equal(await devPage.locator("nav.nav a", { hasText: "Projects" }).count(), 1);
     assert.equal(await devPage.locator("nav.nav a", { hasText: "Administration" }).count(), 0);
+    await devPage.goto(`${base}/admin/gc`);
+    assert.match(await devPage.textContent("main h1"), /Not allowed/);
+    await devPage.goto(`${base}/projects/no-such-project/repositories`);
+    assert.match(await devPage.textContent("main h1"), /Not found/);
+    assert.equal(await devPage.textContent("#current-user"), developer.name);
   });
 
   await check("the developer's direct post to change a role is refused by the service", async () => {
@@ -321,7 +505,10 @@ try {
       form: { name: "forged" }, maxRedirects: 0,
     });
     assert.equal(response.status(), 403);
-    assert.match(await response.text(), /security token/);
+    const refusal = await response.text();
+    assert.match(refusal, /security token/);
+    // The refusal keeps the layout: the developer can go on from it.
+    assert.match(refusal, /id="current-user">dev1</);
     const wrong = await devPage.request.post(`${base}/projects`, {
       form: { name: "forged", csrf: "not-the-token" }, maxRedirects: 0,
     });

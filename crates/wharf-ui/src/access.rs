@@ -86,7 +86,10 @@ pub struct ProjectNav {
     pub robots: bool,
     pub logs: bool,
     pub labels: bool,
+    /// The Policy tab: immutable tags, tag retention, or both.
     pub policy: bool,
+    pub immutable: bool,
+    pub retention: bool,
     /// The viewer's role, for the header (`—` for none).
     pub role: String,
 }
@@ -110,7 +113,10 @@ impl ProjectNav {
             robots: access.allows("robot", "list"),
             logs: access.allows("log", "list"),
             labels: access.allows("label", "list"),
-            policy: access.allows("immutable-tag", "list"),
+            policy: access.allows("immutable-tag", "list")
+                || access.allows("tag-retention", "list"),
+            immutable: access.allows("immutable-tag", "list"),
+            retention: access.allows("tag-retention", "list"),
             role,
         }
     }

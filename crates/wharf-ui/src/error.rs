@@ -100,14 +100,30 @@ impl ResponseError for UiError {
                 .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
                 .finish();
         }
+        self.page(Chrome::bare(self.heading()))
+    }
+}
+
+impl UiError {
+    /// The error page in `chrome`.
+    fn page(&self, chrome: Chrome) -> HttpResponse {
         let status = self.status_code();
         let page = ErrorPage {
-            chrome: Chrome::bare(self.heading()),
+            chrome,
             heading: self.heading(),
             message: self.message(),
             status: status.as_u16(),
         };
         crate::layout::html(status, &page)
+    }
+
+    /// The error page for a signed-in viewer: inside the normal layout, with
+    /// the top navigation, so a 403, 404 or 500 is not a dead end.
+    pub(crate) fn page_for(&self, viewer: &crate::session::Viewer) -> HttpResponse {
+        if matches!(self, UiError::SignIn { .. }) {
+            return self.error_response();
+        }
+        self.page(Chrome::new(viewer, self.heading(), ""))
     }
 }
 

@@ -24,6 +24,17 @@ pub fn maybe_time(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(|| "—".to_owned(), time)
 }
 
+/// The badge class of a job's or task's status (`Success`, `Error`,
+/// `Running`, ...): green for done, red for failed, amber while going.
+pub fn status_badge(status: &str) -> &'static str {
+    match status {
+        "Success" => "public",
+        "Error" => "danger",
+        "Pending" | "Running" | "Stopping" => "warn",
+        _ => "private",
+    }
+}
+
 /// `sha256:0123456789abcdef…` → `sha256:0123456789ab`.
 pub fn short_digest(digest: &str) -> String {
     match digest.split_once(':') {

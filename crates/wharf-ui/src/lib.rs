@@ -1,7 +1,9 @@
 //! Wharf's web console: server-rendered pages (askama templates under
 //! `web/templates`, assets under `web/static` compiled into the binary) for
-//! signing in, projects, repositories and artifacts, members and robot
-//! accounts.
+//! signing in, projects, repositories and artifacts (with their labels),
+//! members, robot accounts, labels, immutable tags and tag retention, and
+//! Administration (users, system robots, configuration, garbage collection,
+//! the audit log).
 //!
 //! Handlers call the same domain functions of `wharf-projects` and the same
 //! registry operations as the REST API, and decide access with the same

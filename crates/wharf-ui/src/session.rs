@@ -262,7 +262,18 @@ pub async fn console_layer(
                 user = %session.user.username,
                 "console form refused: missing or wrong CSRF token"
             );
-            return Ok(req.into_response(UiError::Csrf.error_response()));
+            // The refusal is a page of the session's own console (a page
+            // another site posted to cannot read it).
+            let viewer = Viewer {
+                csrf: session.csrf_token.clone(),
+                caller: Caller {
+                    principal: Principal::User(session.user.clone()),
+                    client_addr: auth.client_addr(req.request()),
+                },
+                user: session.user.clone(),
+                flash: None,
+            };
+            return Ok(req.into_response(UiError::Csrf.page_for(&viewer)));
         }
         req.extensions_mut().insert(CheckedForm(body));
     } else if is_login && req.method() == Method::POST {
@@ -301,6 +312,18 @@ pub async fn console_layer(
         }
     }
     let mut res = next.call(req).await?.map_into_boxed_body();
+    // A handler's error page, re-drawn with the viewer's navigation (the
+    // error itself cannot see who is asking).
+    let signed_in_error = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<UiError>())
+        .cloned()
+        .zip(res.request().extensions().get::<Viewer>().cloned());
+    if let Some((error, viewer)) = signed_in_error {
+        let page = error.page_for(&viewer);
+        res = res.into_response(page);
+    }
     // A redirect carries the message on; every other answer showed it.
     let redirect = res.status().is_redirection();
     let response = res.response_mut();

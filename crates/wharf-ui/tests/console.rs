@@ -415,3 +415,339 @@ async fn without_javascript_a_removal_is_confirmed_on_a_page_first() {
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].username, "admin");
 }
+
+/// POST a console form with the session's cookie and token: the response.
+macro_rules! post_form {
+    ($app:expr, $cookie:expr, $uri:expr, $form:expr) => {
+        test::call_service(
+            &$app,
+            test::TestRequest::post()
+                .uri($uri)
+                .insert_header((header::COOKIE, $cookie.to_owned()))
+                .set_form($form)
+                .to_request(),
+        )
+        .await
+    };
+}
+
+/// A user with no system role.
+async fn plain_user(pool: &PgPool, name: &str) -> wharf_projects::User {
+    wharf_projects::create_user(
+        pool,
+        &NewUser {
+            username: Username::parse(name).unwrap(),
+            email: Some(&format!("{name}@example.test")),
+            realname: name,
+            comment: "",
+            password: PASSWORD,
+            sysadmin: false,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn retention_rules_schedule_and_runs_go_through_the_policy_tab() {
+    use wharf_projects::retention::store::{get_policy, list_runs, policy_id_of_project};
+    let b = backend().await;
+    let admin = wharf_projects::get_user_by_name(&b.pool, "admin")
+        .await
+        .unwrap();
+    let project = wharf_projects::create_project(
+        &b.pool,
+        &NewProject::new(ProjectName::parse("team").unwrap(), admin.id),
+    )
+    .await
+    .unwrap();
+    let guest = plain_user(&b.pool, "guest1").await;
+    wharf_projects::add_member(&b.pool, project.id, guest.id, Role::Guest)
+        .await
+        .unwrap();
+    // The queue's schema, for the runs; no worker runs them here.
+    wharf_jobs::Jobs::start(b.pool.clone()).await.unwrap();
+    let app = console!(b);
+    let cookie = sign_in!(app, "admin", ADMIN_PASSWORD);
+    let (status, html) = get_page!(app, &cookie, "/projects/team/policy/retention");
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"add-retention-rule\""));
+    let csrf = csrf_of(&html);
+    let token = csrf.as_str();
+
+    let resp = post_form!(
+        app,
+        cookie,
+        "/projects/team/policy/retention/rules",
+        [
+            ("csrf", token),
+            ("template", "nDaysSinceLastPull"),
+            ("count", "30"),
+            ("repo_decoration", "repoMatches"),
+            ("repo_pattern", "**"),
+            ("tag_decoration", "matches"),
+            ("tag_pattern", "v*"),
+        ]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let id = policy_id_of_project(&b.pool, project.id)
+        .await
+        .unwrap()
+        .expect("the first rule creates the policy");
+    let policy = get_policy(&b.pool, id).await.unwrap();
+    assert_eq!(policy.spec.rules.len(), 1);
+    assert!(!policy.spec.rules[0].disabled);
+
+    let resp = post_form!(
+        app,
+        cookie,
+        "/projects/team/policy/retention/rules/1/enabled",
+        [("csrf", token), ("enabled", "false")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(get_policy(&b.pool, id).await.unwrap().spec.rules[0].disabled);
+
+    // A bad cron goes back to the form and changes nothing; a good one is saved.
+    for (cron, saved) in [("daily", None), ("0 30 1 * * *", Some("0 30 1 * * *"))] {
+        let resp = post_form!(
+            app,
+            cookie,
+            "/projects/team/policy/retention/schedule",
+            [("csrf", token), ("cron", cron)]
+        );
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            get_policy(&b.pool, id).await.unwrap().spec.cron.as_deref(),
+            saved
+        );
+    }
+
+    // A dry run starts at once; a real one asks first.
+    let resp = post_form!(
+        app,
+        cookie,
+        "/projects/team/policy/retention/run",
+        [("csrf", token), ("dry_run", "yes")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = post_form!(
+        app,
+        cookie,
+        "/projects/team/policy/retention/run",
+        [("csrf", token)]
+    );
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(body_text(resp).await.contains("Run tag retention now?"));
+    let runs = list_runs(&b.pool, id, wharf_projects::Page::default())
+        .await
+        .unwrap();
+    assert_eq!(runs.total, 1);
+    assert!(wharf_projects::retention::store::run_is_dry(
+        &runs.items[0].parameters
+    ));
+    let (status, html) = get_page!(app, &cookie, "/projects/team/policy/retention");
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("data-run=\"{}\"", runs.items[0].id)));
+    let (status, _) = get_page!(
+        app,
+        &cookie,
+        &format!("/projects/team/policy/retention/runs/{}", runs.items[0].id)
+    );
+    assert_eq!(status, StatusCode::OK);
+    // No worker runs here: the run is still waiting, and stops at once.
+    let resp = post_form!(
+        app,
+        cookie,
+        &format!(
+            "/projects/team/policy/retention/runs/{}/stop",
+            runs.items[0].id
+        ),
+        [("csrf", token), ("confirm", "yes")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let stopped = wharf_jobs::get_execution(&b.pool, runs.items[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stopped.status, wharf_jobs::ExecutionStatus::Stopped);
+
+    // A guest has no retention rights: refused inside the layout, and a
+    // hand-made post changes nothing.
+    let guest_cookie = sign_in!(app, "guest1", PASSWORD);
+    let (status, html) = get_page!(app, &guest_cookie, "/projects/team/policy/retention");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("id=\"current-user\""), "{html}");
+    let (_, projects) = get_page!(app, &guest_cookie, "/projects");
+    let guest_csrf = csrf_of(&projects);
+    let resp = post_form!(
+        app,
+        guest_cookie,
+        "/projects/team/policy/retention/rules/1/delete",
+        [("csrf", guest_csrf.as_str()), ("confirm", "yes")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(get_policy(&b.pool, id).await.unwrap().spec.rules.len(), 1);
+}
+
+#[actix_web::test]
+async fn garbage_collection_is_run_and_scheduled_by_administrators_only() {
+    use wharf_projects::jobs::gc::{KIND, SCHEDULE_NAME};
+    let b = backend().await;
+    plain_user(&b.pool, "user1").await;
+    wharf_jobs::Jobs::start(b.pool.clone()).await.unwrap();
+    let app = console!(b);
+    let count = || async {
+        let (_, total) =
+            wharf_jobs::list_executions(&b.pool, &wharf_jobs::ExecutionQuery::new(KIND))
+                .await
+                .unwrap();
+        total
+    };
+
+    let user = sign_in!(app, "user1", PASSWORD);
+    let (status, html) = get_page!(app, &user, "/admin/gc");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("id=\"current-user\""));
+    let user_csrf = csrf_of(&html);
+    let resp = post_form!(
+        app,
+        user,
+        "/admin/gc/run",
+        [("csrf", user_csrf.as_str()), ("dry_run", "yes")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count().await, 0);
+
+    let admin = sign_in!(app, "admin", ADMIN_PASSWORD);
+    let (status, html) = get_page!(app, &admin, "/admin/gc");
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let token = csrf.as_str();
+    let resp = post_form!(
+        app,
+        admin,
+        "/admin/gc/run",
+        [
+            ("csrf", token),
+            ("dry_run", "yes"),
+            ("delete_untagged", "yes")
+        ]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count().await, 1);
+    // No worker runs here, so the first is still waiting: a second is refused.
+    let resp = post_form!(
+        app,
+        admin,
+        "/admin/gc/run",
+        [("csrf", token), ("dry_run", "yes")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(
+        resp.headers()
+            .get_all(header::SET_COOKIE)
+            .any(|c| c.to_str().unwrap().contains("already+waiting"))
+    );
+    assert_eq!(count().await, 1);
+
+    let resp = post_form!(
+        app,
+        admin,
+        "/admin/gc/schedule",
+        [("csrf", token), ("cron", "0 0 3 * * *"), ("workers", "2")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let schedule = wharf_jobs::get_schedule(&b.pool, SCHEDULE_NAME)
+        .await
+        .unwrap()
+        .expect("a schedule");
+    assert_eq!(schedule.cron, "0 0 3 * * *");
+    assert_eq!(schedule.payload["workers"], 2);
+    let resp = post_form!(
+        app,
+        admin,
+        "/admin/gc/schedule",
+        [("csrf", token), ("cron", "")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(
+        wharf_jobs::get_schedule(&b.pool, SCHEDULE_NAME)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[actix_web::test]
+async fn system_robots_and_settings_are_for_administrators_only() {
+    let b = backend().await;
+    let admin = wharf_projects::get_user_by_name(&b.pool, "admin")
+        .await
+        .unwrap();
+    wharf_projects::create_project(
+        &b.pool,
+        &NewProject::new(ProjectName::parse("team").unwrap(), admin.id),
+    )
+    .await
+    .unwrap();
+    plain_user(&b.pool, "user1").await;
+    let app = console!(b);
+
+    let user = sign_in!(app, "user1", PASSWORD);
+    for uri in ["/admin/robots", "/admin/settings"] {
+        let (status, html) = get_page!(app, &user, uri);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(html.contains("id=\"current-user\""));
+    }
+    let (_, html) = get_page!(app, &user, "/projects");
+    let user_csrf = csrf_of(&html);
+    let resp = post_form!(
+        app,
+        user,
+        "/admin/robots",
+        [
+            ("csrf", user_csrf.as_str()),
+            ("name", "sneaky"),
+            ("duration", "-1"),
+            ("system", "project:create")
+        ]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+
+    let cookie = sign_in!(app, "admin", ADMIN_PASSWORD);
+    let (status, html) = get_page!(app, &cookie, "/admin/settings");
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("robot$"));
+    let (status, html) = get_page!(app, &cookie, "/admin/robots");
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let resp = post_form!(
+        app,
+        cookie,
+        "/admin/robots",
+        [
+            ("csrf", csrf.as_str()),
+            ("name", "deployer"),
+            ("duration", "-1"),
+            ("projects", "team"),
+            ("access", "repository:pull"),
+            ("system", "garbage-collection:list")
+        ]
+    );
+    // The secret is in the answer itself, never in a redirect.
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = body_text(resp).await;
+    assert!(page.contains("id=\"robot-secret-value\""));
+    let robots = wharf_projects::robots::list_robots(
+        &b.pool,
+        &wharf_projects::robots::RobotQuery {
+            level: Some(wharf_projects::robots::RobotLevel::System),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(robots.total, 1);
+    assert_eq!(robots.items[0].name, "deployer");
+    assert_eq!(robots.items[0].permissions.len(), 2);
+}

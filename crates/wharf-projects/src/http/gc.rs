@@ -11,24 +11,22 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use sqlx::PgPool;
 use utoipa::OpenApi;
-use wharf_jobs::{EnqueueOptions, Trigger};
 
 use super::error::{ErrorsBody, resource};
 use super::schedules::{
-    ExecHistory, HistoryParams, ScheduleBody, ScheduleObj, ScheduleRequest, apply_schedule,
-    exec_history, execution_of_kind, jobs_error, list_history, schedule_history, schedule_request,
+    ExecHistory, HistoryParams, ScheduleBody, ScheduleObj, ScheduleRequest, exec_history,
+    execution_of_kind, jobs_error, list_history, schedule_history, schedule_request,
 };
 use super::{ApiError, ApiResult, require_system};
-use crate::audit::{self, AuditEntry};
-use crate::jobs::gc::{GcParams, KIND, MAX_ATTEMPTS, QUEUE, SCHEDULE_NAME, VENDOR_TYPE};
+use crate::error::Error;
+use crate::jobs::gc::{
+    GcActor, GcChange, GcParams, KIND, SCHEDULE_NAME, VENDOR_TYPE, change_gc,
+    stop_gc as stop_gc_run,
+};
 use crate::security::Caller;
 
 /// The RBAC resource of these endpoints.
 const RESOURCE: &str = "garbage-collection";
-
-/// Serialises "is a collection pending?" with "create one" across replicas
-/// (transaction-level advisory lock; a class of its own).
-const START_LOCK: (i32, i32) = (0x0b10_b0c0, 1);
 
 /// This module's part of the OpenAPI document.
 #[derive(OpenApi)]
@@ -149,22 +147,11 @@ pub async fn stop_gc(
 ) -> ApiResult<HttpResponse> {
     require_system(&caller, RESOURCE, "stop")?;
     let id = path.into_inner();
-    gc_execution(&pool, id).await?;
-    let mut tx = pool.begin().await?;
-    if wharf_jobs::request_stop(&mut *tx, id)
-        .await
-        .map_err(jobs_error)?
-    {
-        record(
-            &mut tx,
-            &caller,
-            "update",
-            &format!("stopped garbage collection {id}"),
-        )
-        .await?;
+    match stop_gc_run(&pool, actor(&caller), id).await {
+        Ok(_) => Ok(HttpResponse::Ok().finish()),
+        Err(Error::NotFound) => Err(not_found(id)),
+        Err(e) => Err(e.into()),
     }
-    tx.commit().await?;
-    Ok(HttpResponse::Ok().finish())
 }
 
 /// A garbage collection's log, as plain text: each step, what it deleted
@@ -285,125 +272,25 @@ pub async fn update_gc_schedule(
     Ok(HttpResponse::Ok().finish())
 }
 
-/// Carry out a schedule request; the id of the execution a `Manual` run
-/// created.
+/// Carry out a schedule request through [`change_gc`]; the id of the
+/// execution a `Manual` run created.
 async fn kick(caller: &Caller, pool: &PgPool, body: ScheduleBody) -> ApiResult<Option<i64>> {
-    let request = schedule_request(body.schedule.as_ref())?;
+    let change = match schedule_request(body.schedule.as_ref())? {
+        ScheduleRequest::RunNow => GcChange::RunNow,
+        ScheduleRequest::Remove => GcChange::Unschedule,
+        ScheduleRequest::Cron(cron) => GcChange::Schedule(cron),
+    };
     let params = GcParams::from_parameters(&body.parameters.unwrap_or_default())
         .map_err(ApiError::bad_request)?;
-    let parameters = params.to_parameters();
-
-    let mut tx = pool.begin().await?;
-    let created = match &request {
-        ScheduleRequest::RunNow => {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-                .bind(START_LOCK.0)
-                .bind(START_LOCK.1)
-                .execute(&mut *tx)
-                .await?;
-            let busy: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM job_executions
-                  WHERE kind = $1 AND status IN ('Pending', 'Running', 'Stopping')
-                  ORDER BY id LIMIT 1",
-            )
-            .bind(KIND)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = busy {
-                return Err(ApiError::conflict(format!(
-                    "garbage collection {id} is already waiting or running; \
-                     stop it (PUT /system/gc/{id}) or wait for it to finish"
-                )));
-            }
-            let id = wharf_jobs::create_execution(
-                &mut *tx,
-                KIND,
-                Trigger::Manual,
-                parameters.clone(),
-                None,
-            )
-            .await
-            .map_err(jobs_error)?;
-            wharf_jobs::enqueue(
-                &mut tx,
-                KIND,
-                wharf_jobs::with_execution(parameters, id),
-                EnqueueOptions {
-                    queue_name: Some(QUEUE.to_owned()),
-                    max_attempts: Some(MAX_ATTEMPTS),
-                    ..EnqueueOptions::default()
-                },
-            )
-            .await
-            .map_err(jobs_error)?;
-            let what = describe(params);
-            record(
-                &mut tx,
-                caller,
-                "create",
-                &format!("started garbage collection {id} ({what})"),
-            )
-            .await?;
-            Some(id)
-        }
-        ScheduleRequest::Remove => {
-            apply_schedule(&mut tx, SCHEDULE_NAME, KIND, &request, parameters).await?;
-            record(
-                &mut tx,
-                caller,
-                "delete",
-                "removed the garbage collection schedule",
-            )
-            .await?;
-            None
-        }
-        ScheduleRequest::Cron(cron) => {
-            apply_schedule(&mut tx, SCHEDULE_NAME, KIND, &request, parameters).await?;
-            let what = describe(params);
-            record(
-                &mut tx,
-                caller,
-                "update",
-                &format!("scheduled garbage collection at {cron:?} ({what})"),
-            )
-            .await?;
-            None
-        }
-    };
-    tx.commit().await?;
-    Ok(created)
+    Ok(change_gc(pool, actor(caller), &change, params).await?)
 }
 
-fn describe(params: GcParams) -> String {
-    format!(
-        "dry_run={}, delete_untagged={}, workers={}",
-        params.dry_run, params.delete_untagged, params.workers
-    )
-}
-
-/// The audit entry of a change to garbage collection (in the change's
-/// transaction).
-async fn record(
-    tx: &mut sqlx::PgConnection,
-    caller: &Caller,
-    operation: &str,
-    description: &str,
-) -> ApiResult<()> {
-    audit::record(
-        &mut *tx,
-        &AuditEntry {
-            project_id: None,
-            username: caller.principal.audit_name(),
-            operation,
-            description,
-            success: true,
-            resource_type: "garbage_collection",
-            resource: SCHEDULE_NAME,
-            client_addr: caller.client_addr.as_deref(),
-        },
-    )
-    .await?;
-    Ok(())
+/// Who the audit log names for a change.
+fn actor(caller: &Caller) -> GcActor<'_> {
+    GcActor {
+        username: caller.principal.audit_name(),
+        client_addr: caller.client_addr.as_deref(),
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //!
 //! A collection is idempotent, so a run interrupted by a dead worker is
 //! simply started again by the next attempt.
+//!
+//! [`change_gc`] is what both the REST API and the console call to run a
+//! collection now or to set or remove its schedule.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
@@ -14,6 +17,9 @@ use wharf_jobs::{JobContext, JobFailure, JobHandler, Outcome};
 use wharf_registry::Registry;
 use wharf_registry::gc::{GcError, GcObserver, GcOptions, MAX_WORKERS};
 use wharf_registry::seams::Principal;
+
+use crate::audit::{self, AuditEntry};
+use crate::error::{Error, Result};
 
 /// The job kind (and execution kind) of garbage collections.
 pub const KIND: &str = "gc";
@@ -111,6 +117,201 @@ impl GcParams {
                 client_addr: None,
             },
         }
+    }
+}
+
+/// Serialises "is a collection pending?" with "create one" across replicas
+/// (transaction-level advisory lock; a class of its own).
+const START_LOCK: (i32, i32) = (0x0b10_b0c0, 1);
+
+/// What a change to garbage collection asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GcChange {
+    /// Collect once, now.
+    RunNow,
+    /// Remove the schedule.
+    Unschedule,
+    /// Collect on this (validated, six-field) cron.
+    Schedule(String),
+}
+
+/// Who asks for a change, as the audit log records it.
+#[derive(Debug, Clone, Copy)]
+pub struct GcActor<'a> {
+    /// A username or a robot's login name.
+    pub username: &'a str,
+    /// The client's address, when known.
+    pub client_addr: Option<&'a str>,
+}
+
+/// Carry out `change` with `params`, audited, in one transaction. Returns
+/// the new execution's id for [`GcChange::RunNow`]; a run asked for while
+/// another is waiting or running is an [`Error::Conflict`] naming it.
+/// Callers decide who may (the `garbage-collection` system resource).
+pub async fn change_gc(
+    pool: &sqlx::PgPool,
+    actor: GcActor<'_>,
+    change: &GcChange,
+    params: GcParams,
+) -> Result<Option<i64>> {
+    let parameters = params.to_parameters();
+    let what = describe(params);
+    let mut tx = pool.begin().await?;
+    let created = match change {
+        GcChange::RunNow => {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind(START_LOCK.0)
+                .bind(START_LOCK.1)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(id) = busy_run(&mut *tx).await? {
+                return Err(Error::Conflict(format!(
+                    "garbage collection {id} is already waiting or running; \
+                     stop it (PUT /system/gc/{id}) or wait for it to finish"
+                )));
+            }
+            let id = wharf_jobs::create_execution(
+                &mut *tx,
+                KIND,
+                wharf_jobs::Trigger::Manual,
+                parameters.clone(),
+                None,
+            )
+            .await
+            .map_err(jobs_error)?;
+            wharf_jobs::enqueue(
+                &mut tx,
+                KIND,
+                wharf_jobs::with_execution(parameters, id),
+                wharf_jobs::EnqueueOptions {
+                    queue_name: Some(QUEUE.to_owned()),
+                    max_attempts: Some(MAX_ATTEMPTS),
+                    ..wharf_jobs::EnqueueOptions::default()
+                },
+            )
+            .await
+            .map_err(jobs_error)?;
+            record(
+                &mut tx,
+                actor,
+                "create",
+                &format!("started garbage collection {id} ({what})"),
+            )
+            .await?;
+            Some(id)
+        }
+        GcChange::Unschedule => {
+            wharf_jobs::delete_schedule(&mut *tx, SCHEDULE_NAME)
+                .await
+                .map_err(jobs_error)?;
+            record(
+                &mut tx,
+                actor,
+                "delete",
+                "removed the garbage collection schedule",
+            )
+            .await?;
+            None
+        }
+        GcChange::Schedule(cron) => {
+            wharf_jobs::set_schedule(&mut tx, SCHEDULE_NAME, KIND, cron, parameters)
+                .await
+                .map_err(jobs_error)?;
+            record(
+                &mut tx,
+                actor,
+                "update",
+                &format!("scheduled garbage collection at {cron:?} ({what})"),
+            )
+            .await?;
+            None
+        }
+    };
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The collection waiting or running, if any.
+pub async fn busy_run(db: impl sqlx::PgExecutor<'_>) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM job_executions
+          WHERE kind = $1 AND status IN ('Pending', 'Running', 'Stopping')
+          ORDER BY id LIMIT 1",
+    )
+    .bind(KIND)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Ask the collection `id` to stop (a waiting one at once, a running one
+/// after its current batch), audited when it was still going. Returns
+/// whether it was; [`Error::NotFound`] when `id` is no collection.
+pub async fn stop_gc(pool: &sqlx::PgPool, actor: GcActor<'_>, id: i64) -> Result<bool> {
+    let execution = wharf_jobs::get_execution(pool, id)
+        .await
+        .map_err(jobs_error)?
+        .filter(|e| e.kind == KIND)
+        .ok_or(Error::NotFound)?;
+    let mut tx = pool.begin().await?;
+    let stopped = wharf_jobs::request_stop(&mut *tx, execution.id)
+        .await
+        .map_err(jobs_error)?;
+    if stopped {
+        record(
+            &mut tx,
+            actor,
+            "update",
+            &format!("stopped garbage collection {id}"),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(stopped)
+}
+
+fn describe(params: GcParams) -> String {
+    format!(
+        "dry_run={}, delete_untagged={}, workers={}",
+        params.dry_run, params.delete_untagged, params.workers
+    )
+}
+
+/// The audit entry of a change to garbage collection (in the change's
+/// transaction).
+async fn record(
+    tx: &mut sqlx::PgConnection,
+    actor: GcActor<'_>,
+    operation: &str,
+    description: &str,
+) -> Result<()> {
+    audit::record(
+        &mut *tx,
+        &AuditEntry {
+            project_id: None,
+            username: actor.username,
+            operation,
+            description,
+            success: true,
+            resource_type: "garbage_collection",
+            resource: SCHEDULE_NAME,
+            client_addr: actor.client_addr,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The job system's errors in this crate's terms: a bad cron is the
+/// caller's mistake, the rest is the server's.
+fn jobs_error(e: wharf_jobs::JobsError) -> Error {
+    use wharf_jobs::JobsError;
+    match e {
+        JobsError::InvalidCron { .. } | JobsError::InvalidSchedule(_) => {
+            Error::Invalid(e.to_string())
+        }
+        JobsError::ExecutionNotFound(_) => Error::NotFound,
+        JobsError::Database(cause) => Error::Database(cause),
+        other => Error::Internal(other.to_string()),
     }
 }
 

@@ -218,6 +218,35 @@ pub fn run_is_dry(parameters: &Value) -> bool {
         .unwrap_or(false)
 }
 
+/// Queue a manual run of `policy` (a dry one deletes nothing) in the
+/// caller's transaction, as `POST /retentions/{id}/executions` does; the
+/// new execution's id. Runs of one policy go one after another.
+pub async fn start_run(conn: &mut PgConnection, policy: &Policy, dry_run: bool) -> Result<i64> {
+    let parameters = run_parameters(policy.id, policy.spec.project_id, dry_run);
+    let eid = wharf_jobs::create_execution(
+        &mut *conn,
+        KIND,
+        wharf_jobs::Trigger::Manual,
+        parameters.clone(),
+        Some(policy.spec.project_id),
+    )
+    .await
+    .map_err(jobs_error)?;
+    wharf_jobs::enqueue(
+        conn,
+        KIND,
+        wharf_jobs::with_execution(parameters, eid),
+        wharf_jobs::EnqueueOptions {
+            queue_name: Some(schedule_name(policy.id)),
+            max_attempts: Some(super::job::MAX_ATTEMPTS),
+            ..wharf_jobs::EnqueueOptions::default()
+        },
+    )
+    .await
+    .map_err(jobs_error)?;
+    Ok(eid)
+}
+
 /// The runs of a policy, newest first, one page of them.
 pub async fn list_runs(
     pool: &sqlx::PgPool,

@@ -2,15 +2,20 @@
 //! declared next to its handler; [`routes`] is the one route table.
 
 mod admin;
+mod admin_robots;
+mod artifact_labels;
 pub(crate) mod auth;
 mod configuration;
+mod gc;
 mod labels;
 mod logs;
 mod members;
 mod policy;
 mod projects;
 mod repositories;
+mod retention;
 mod robots;
+mod settings;
 
 use actix_web::{Route, web};
 
@@ -70,6 +75,14 @@ pub(crate) fn routes() -> Vec<(&'static str, Vec<Route>)> {
             vec![web::post().to(repositories::delete_artifact)],
         ),
         (
+            "/projects/{project}/artifacts/labels/attach",
+            vec![web::post().to(artifact_labels::attach)],
+        ),
+        (
+            "/projects/{project}/artifacts/labels/detach",
+            vec![web::post().to(artifact_labels::detach)],
+        ),
+        (
             "/projects/{project}/members",
             vec![web::get().to(members::list), web::post().to(members::add)],
         ),
@@ -111,8 +124,48 @@ pub(crate) fn routes() -> Vec<(&'static str, Vec<Route>)> {
             vec![web::post().to(policy::create)],
         ),
         (
+            "/projects/{project}/policy/immutable/{id}",
+            vec![web::post().to(policy::update)],
+        ),
+        (
+            "/projects/{project}/policy/immutable/{id}/enabled",
+            vec![web::post().to(policy::set_enabled)],
+        ),
+        (
             "/projects/{project}/policy/immutable/{id}/delete",
             vec![web::post().to(policy::delete)],
+        ),
+        (
+            "/projects/{project}/policy/retention",
+            vec![web::get().to(retention::show)],
+        ),
+        (
+            "/projects/{project}/policy/retention/rules",
+            vec![web::post().to(retention::add_rule)],
+        ),
+        (
+            "/projects/{project}/policy/retention/rules/{number}/enabled",
+            vec![web::post().to(retention::set_rule_enabled)],
+        ),
+        (
+            "/projects/{project}/policy/retention/rules/{number}/delete",
+            vec![web::post().to(retention::delete_rule)],
+        ),
+        (
+            "/projects/{project}/policy/retention/schedule",
+            vec![web::post().to(retention::set_schedule)],
+        ),
+        (
+            "/projects/{project}/policy/retention/run",
+            vec![web::post().to(retention::run)],
+        ),
+        (
+            "/projects/{project}/policy/retention/runs/{id}",
+            vec![web::get().to(retention::show_run)],
+        ),
+        (
+            "/projects/{project}/policy/retention/runs/{id}/stop",
+            vec![web::post().to(retention::stop_run)],
         ),
         (
             "/projects/{project}/labels",
@@ -146,6 +199,35 @@ pub(crate) fn routes() -> Vec<(&'static str, Vec<Route>)> {
             vec![web::post().to(admin::delete)],
         ),
         ("/admin/logs", vec![web::get().to(admin::logs)]),
+        (
+            "/admin/robots",
+            vec![
+                web::get().to(admin_robots::list),
+                web::post().to(admin_robots::create),
+            ],
+        ),
+        (
+            "/admin/robots/login.txt",
+            vec![web::post().to(admin_robots::login_instructions)],
+        ),
+        (
+            "/admin/robots/{id}/refresh",
+            vec![web::post().to(admin_robots::refresh)],
+        ),
+        (
+            "/admin/robots/{id}/enabled",
+            vec![web::post().to(admin_robots::set_enabled)],
+        ),
+        (
+            "/admin/robots/{id}/delete",
+            vec![web::post().to(admin_robots::delete)],
+        ),
+        ("/admin/settings", vec![web::get().to(settings::show)]),
+        ("/admin/gc", vec![web::get().to(gc::show)]),
+        ("/admin/gc/schedule", vec![web::post().to(gc::set_schedule)]),
+        ("/admin/gc/run", vec![web::post().to(gc::run)]),
+        ("/admin/gc/{id}", vec![web::get().to(gc::show_run)]),
+        ("/admin/gc/{id}/stop", vec![web::post().to(gc::stop)]),
     ]
 }
 

@@ -14,6 +14,7 @@ use wharf_projects::artifacts::{
     delete_with_dependents, find_artifact, get_repository, listed_by_index, search_artifacts,
     search_repositories, tags_of,
 };
+use wharf_projects::labels::{Label, LabelQuery, LabelScope, labels_of, list_labels};
 use wharf_projects::users::TextMatch;
 use wharf_projects::{Error, ProjectAccess};
 use wharf_registry::{RegistryError, Tagged};
@@ -116,6 +117,27 @@ struct ArtifactView {
     accessories: Vec<(String, String)>,
     /// The command to pull it by its first tag, else by digest.
     pull: String,
+    /// The labels on it, by name.
+    labels: Vec<LabelChip>,
+}
+
+/// A label as a chip: its colour, name and whether it is global.
+pub(super) struct LabelChip {
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) color: String,
+    pub(super) global: bool,
+}
+
+impl From<Label> for LabelChip {
+    fn from(l: Label) -> Self {
+        LabelChip {
+            id: l.id,
+            global: l.scope == LabelScope::Global,
+            name: l.name,
+            color: l.color,
+        }
+    }
 }
 
 fn icon(artifact: &Artifact) -> &'static str {
@@ -159,6 +181,7 @@ async fn views(
     let mut tags = tags_of(pool, &ids).await?;
     let refs: Vec<&Artifact> = artifacts.iter().collect();
     let mut accessories = accessories_of(pool, &refs).await?;
+    let mut labels = labels_of(pool, &ids).await?;
     let host = services.registry_host(req);
     Ok(artifacts
         .iter()
@@ -194,6 +217,12 @@ async fn views(
                     .filter_map(|r| r.platform.as_ref().and_then(platform))
                     .collect(),
                 accessories,
+                labels: labels
+                    .remove(&a.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(LabelChip::from)
+                    .collect(),
                 pull: pull_command(&host, &a.repository_name, &tags, &a.digest),
                 tags,
                 digest: a.digest.clone(),
@@ -294,6 +323,10 @@ struct ArtifactPage {
     media_type: String,
     children: Vec<(String, String)>,
     annotations: Vec<(String, String)>,
+    /// Labels that may still be attached (project ones, then global ones).
+    attachable: Vec<LabelChip>,
+    can_attach_label: bool,
+    can_detach_label: bool,
     can_add_tag: bool,
     can_delete_tag: bool,
     can_delete_artifact: bool,
@@ -343,6 +376,12 @@ pub(crate) async fn artifact(
         .await?
         .pop()
         .ok_or_else(missing)?;
+    let can_attach_label = access.allows("artifact-label", "create");
+    let attachable = if can_attach_label {
+        attachable_labels(&services, access.project.id, &view.labels).await?
+    } else {
+        Vec::new()
+    };
     Ok(layout::ok(&ArtifactPage {
         chrome: Chrome::new(&viewer, format!("{name}@{}", view.short), "projects"),
         nav: ProjectNav::new(&access, &viewer, "repositories"),
@@ -353,10 +392,45 @@ pub(crate) async fn artifact(
         media_type,
         children,
         annotations,
+        attachable,
+        can_attach_label,
+        can_detach_label: access.allows("artifact-label", "delete"),
         can_add_tag: access.allows("tag", "create"),
         can_delete_tag: access.allows("tag", "delete"),
         can_delete_artifact: access.allows("artifact", "delete"),
     }))
+}
+
+/// The project's and the global labels not yet on the artifact (the first
+/// hundred of each: more than a select can usefully offer).
+async fn attachable_labels(
+    services: &Services,
+    project_id: i64,
+    attached: &[LabelChip],
+) -> UiResult<Vec<LabelChip>> {
+    let pool = services.pool.get_ref();
+    let mut offered = Vec::new();
+    for scope in [LabelScope::Project(project_id), LabelScope::Global] {
+        let listing = list_labels(
+            pool,
+            &LabelQuery {
+                page: wharf_projects::Page {
+                    page: 1,
+                    page_size: wharf_projects::Page::MAX_SIZE,
+                },
+                ..LabelQuery::new(scope)
+            },
+        )
+        .await?;
+        offered.extend(
+            listing
+                .items
+                .into_iter()
+                .filter(|l| attached.iter().all(|a| a.id != l.id))
+                .map(LabelChip::from),
+        );
+    }
+    Ok(offered)
 }
 
 #[derive(Deserialize)]
@@ -379,28 +453,48 @@ async fn posted_artifact(
     resource: &str,
     action: &str,
 ) -> UiResult<(RepositoryName, Artifact)> {
+    let (_, name, artifact) = named_artifact(
+        services,
+        viewer,
+        project,
+        (&form.repository, &form.digest),
+        (resource, action),
+    )
+    .await?;
+    Ok((name, artifact))
+}
+
+/// The artifact `digest` of `repository` (full names, from a form), in the
+/// project of the path, once `action` on `resource` is allowed there.
+pub(super) async fn named_artifact(
+    services: &Services,
+    viewer: &Viewer,
+    project: &str,
+    (repository, digest): (&str, &str),
+    (resource, action): (&str, &str),
+) -> UiResult<(ProjectAccess, RepositoryName, Artifact)> {
     let pool = services.pool.get_ref();
     let access = access::project(pool, viewer, project).await?;
     access::require(&access, resource, action)?;
-    let name = RepositoryName::parse(&form.repository)
+    let name = RepositoryName::parse(repository)
         .ok()
         .filter(|n| n.project() == access.project.name)
         .ok_or_else(|| {
             UiError::BadRequest("The form names no repository of this project.".into())
         })?;
-    let digest = Digest::parse(&form.digest)
+    let parsed = Digest::parse(digest)
         .map_err(|_| UiError::BadRequest("The form names no artifact.".into()))?;
-    let artifact = match find_artifact(pool, &name, &Reference::Digest(digest)).await {
+    let artifact = match find_artifact(pool, &name, &Reference::Digest(parsed)).await {
         Ok(artifact) => artifact,
         Err(Error::NotFound) => {
             return Err(UiError::not_found(format!(
                 "The artifact {name}@{} is gone.",
-                short_digest(&form.digest)
+                short_digest(digest)
             )));
         }
         Err(e) => return Err(e.into()),
     };
-    Ok((name, artifact))
+    Ok((access, name, artifact))
 }
 
 /// The registry's refusal in the console's words.

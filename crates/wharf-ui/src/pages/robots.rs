@@ -39,19 +39,27 @@ struct RobotRow {
 }
 
 /// One resource of the picker and its actions: (`resource:action`, action, ticked).
-struct PickerGroup {
-    resource: &'static str,
-    actions: Vec<(String, &'static str, bool)>,
+pub(super) struct PickerGroup {
+    pub(super) resource: &'static str,
+    pub(super) actions: Vec<(String, &'static str, bool)>,
 }
 
 /// Ticked on a new robot: what a CI pipeline needs to push and pull.
 const DEFAULT_GRANTS: [&str; 2] = ["repository:pull", "repository:push"];
 
 fn picker() -> Vec<PickerGroup> {
+    picker_of(PROJECT_GRANTABLE, &DEFAULT_GRANTS)
+}
+
+/// The picker of the `grantable` pairs, with `defaults` ticked.
+pub(super) fn picker_of(
+    grantable: &[(&'static str, &'static str)],
+    defaults: &[&str],
+) -> Vec<PickerGroup> {
     let mut groups: Vec<PickerGroup> = Vec::new();
-    for &(resource, action) in PROJECT_GRANTABLE {
+    for &(resource, action) in grantable {
         let value = format!("{resource}:{action}");
-        let ticked = DEFAULT_GRANTS.contains(&value.as_str());
+        let ticked = defaults.contains(&value.as_str());
         match groups.iter_mut().find(|g| g.resource == resource) {
             Some(group) => group.actions.push((value, action, ticked)),
             None => groups.push(PickerGroup {
@@ -64,10 +72,10 @@ fn picker() -> Vec<PickerGroup> {
 }
 
 /// A just-made secret, shown once.
-struct ShownSecret {
-    login_name: String,
-    secret: String,
-    host: String,
+pub(super) struct ShownSecret {
+    pub(super) login_name: String,
+    pub(super) secret: String,
+    pub(super) host: String,
 }
 
 #[derive(Template)]
@@ -85,7 +93,7 @@ struct RobotsPage {
     prefix: String,
 }
 
-fn summary(robot: &Robot) -> String {
+pub(super) fn summary(robot: &Robot) -> String {
     let mut by_resource: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for permission in &robot.permissions {
         for access in &permission.access {
@@ -193,11 +201,20 @@ pub(crate) struct CreateForm {
 }
 
 fn grants(values: &[String]) -> UiResult<Vec<RobotAccess>> {
+    grants_in(values, PROJECT_GRANTABLE)
+}
+
+/// The `resource:action` values of a picker, each one of `grantable`; at
+/// least one.
+pub(super) fn grants_in(
+    values: &[String],
+    grantable: &[(&str, &str)],
+) -> UiResult<Vec<RobotAccess>> {
     let mut out = Vec::new();
     for value in values {
         let (resource, action) = value
             .split_once(':')
-            .filter(|(r, a)| PROJECT_GRANTABLE.iter().any(|(gr, ga)| gr == r && ga == a))
+            .filter(|(r, a)| grantable.iter().any(|(gr, ga)| gr == r && ga == a))
             .ok_or_else(|| UiError::BadRequest(format!("{value:?} is not a permission.")))?;
         out.push(RobotAccess {
             resource: resource.to_owned(),
@@ -496,7 +513,7 @@ pub(crate) async fn login_instructions(
         .body(text))
 }
 
-fn instructions(host: &str, login_name: &str, secret: &str) -> String {
+pub(super) fn instructions(host: &str, login_name: &str, secret: &str) -> String {
     // Single quotes keep the shell from expanding the `$` of robot names.
     format!(
         "# Robot account {login_name} for {host}\n\
