@@ -1,6 +1,13 @@
 //! The registry's admission seam for projects: storage quotas
-//! ([`crate::quotas`]) and tag immutability ([`crate::immutability`]),
-//! checked inside the transaction of the push or delete.
+//! ([`crate::quotas`]), tag immutability ([`crate::immutability`]) and the
+//! read-only repositories of proxy-cache projects, checked inside the
+//! transaction of the push or delete.
+//!
+//! A proxy-cache project (one with a `registry_id`) refuses every push,
+//! blob upload and mount, tag and copy into it: its content is what the
+//! upstream serves. The cache itself stores what it fetches through
+//! `admit_cached_manifest`, which charges the quota like a push and skips
+//! immutability (the upstream decides where its tags point).
 //!
 //! Every check starts by locking the project's quota row, so pushes and
 //! deletes in one project take turns from there to their commit. That one
@@ -68,28 +75,40 @@ async fn current_digests(
     .await
 }
 
-#[async_trait]
-impl Admission for ProjectAdmission {
-    async fn admit_blob_upload(
-        &self,
-        repository: &wharf_oci::RepositoryName,
-    ) -> Result<(), AdmissionError> {
-        match quotas::upload_allowed(&self.pool, repository.project()).await? {
-            Ok(()) => Ok(()),
-            Err(full) => Err(denied(full.to_string())),
-        }
-    }
+/// The name of the endpoint `project` mirrors, if it is a proxy-cache project.
+async fn proxied_from(
+    conn: impl sqlx::PgExecutor<'_>,
+    project: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT r.name FROM projects p JOIN replication_registries r ON r.id = p.registry_id
+          WHERE p.name = $1 AND NOT p.deleted",
+    )
+    .bind(project)
+    .fetch_optional(conn)
+    .await
+}
 
-    async fn admit_manifest(
+fn push_refused(project: &str, registry: &str) -> AdmissionError {
+    denied(format!(
+        "can not push artifact to a proxy project: {project} is a pull-through cache of the \
+         registry {registry}; push to the upstream, or to a project that is not a proxy cache"
+    ))
+}
+
+impl ProjectAdmission {
+    /// Quota and, for pushes, immutability of one manifest write.
+    async fn admit_write(
         &self,
         tx: &mut PgConnection,
         push: &ManifestPush<'_>,
+        check_immutability: bool,
     ) -> Result<(), AdmissionError> {
         let Some(quota) = quotas::lock(&mut *tx, push.repository.project()).await? else {
             return Ok(());
         };
         let digest = push.digest.to_string();
-        if !push.tags.is_empty() {
+        if check_immutability && !push.tags.is_empty() {
             let rules = rules(&mut *tx, quota.project_id).await?;
             if !rules.is_empty() {
                 let repository = push.repository.as_str();
@@ -151,6 +170,41 @@ impl Admission for ProjectAdmission {
                 Err(denied(exceeded.to_string()))
             }
         }
+    }
+}
+
+#[async_trait]
+impl Admission for ProjectAdmission {
+    async fn admit_blob_upload(
+        &self,
+        repository: &wharf_oci::RepositoryName,
+    ) -> Result<(), AdmissionError> {
+        if let Some(registry) = proxied_from(&self.pool, repository.project()).await? {
+            return Err(push_refused(repository.project(), &registry));
+        }
+        match quotas::upload_allowed(&self.pool, repository.project()).await? {
+            Ok(()) => Ok(()),
+            Err(full) => Err(denied(full.to_string())),
+        }
+    }
+
+    async fn admit_manifest(
+        &self,
+        tx: &mut PgConnection,
+        push: &ManifestPush<'_>,
+    ) -> Result<(), AdmissionError> {
+        if let Some(registry) = proxied_from(&mut *tx, push.repository.project()).await? {
+            return Err(push_refused(push.repository.project(), &registry));
+        }
+        self.admit_write(tx, push, true).await
+    }
+
+    async fn admit_cached_manifest(
+        &self,
+        tx: &mut PgConnection,
+        push: &ManifestPush<'_>,
+    ) -> Result<(), AdmissionError> {
+        self.admit_write(tx, push, false).await
     }
 
     async fn admit_delete(

@@ -76,6 +76,8 @@ pub struct Project {
     pub storage_limit: i64,
     /// Harbor's metadata map (`public`, `auto_scan`, ...).
     pub metadata: BTreeMap<String, String>,
+    /// The replication endpoint this project is a pull-through cache of.
+    pub registry_id: Option<i64>,
     /// When the project was created.
     pub created_at: DateTime<Utc>,
     /// When the project last changed.
@@ -96,6 +98,7 @@ struct ProjectRow {
     owner_id: i64,
     owner_name: String,
     storage_limit: i64,
+    registry_id: Option<i64>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -113,6 +116,8 @@ pub struct NewProject {
     pub metadata: BTreeMap<String, String>,
     /// Storage quota in bytes; -1 is unlimited.
     pub storage_limit: i64,
+    /// Make it a proxy cache of this replication endpoint.
+    pub registry_id: Option<i64>,
 }
 
 impl NewProject {
@@ -124,6 +129,7 @@ impl NewProject {
             public: false,
             metadata: BTreeMap::new(),
             storage_limit: -1,
+            registry_id: None,
         }
     }
 }
@@ -151,18 +157,28 @@ pub async fn create_project(
     }
     let mut tx = db.begin().await?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO projects (name, owner_id, storage_limit)
-         SELECT $1, id, $3 FROM users WHERE id = $2 AND NOT deleted
+        "INSERT INTO projects (name, owner_id, storage_limit, registry_id)
+         SELECT $1, id, $3, $4 FROM users WHERE id = $2 AND NOT deleted
          RETURNING id",
     )
     .bind(new.name.as_str())
     .bind(new.owner_id)
     .bind(new.storage_limit)
+    .bind(new.registry_id)
     .fetch_optional(&mut *tx)
     .await
     .map_err(|e| {
         if is_unique_violation(&e, "projects_name_live") {
             Error::Conflict(format!("The project named {} already exists", new.name))
+        } else if let sqlx::Error::Database(d) = &e
+            && d.is_foreign_key_violation()
+        {
+            // Only `registry_id` can miss: the owner is checked by the SELECT.
+            Error::Invalid(format!(
+                "registry {} not found: a proxy cache project mirrors an existing registry \
+                 endpoint (POST /api/v2.0/registries)",
+                new.registry_id.unwrap_or_default()
+            ))
         } else {
             Error::Database(e)
         }
@@ -194,7 +210,7 @@ async fn load(conn: &mut PgConnection, key: ProjectKey<'_>) -> Result<Project> {
         ProjectKey::Name(name) => (None, Some(name)),
     };
     let row = sqlx::query_as::<_, ProjectRow>(
-        "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.storage_limit,
+        "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.storage_limit, p.registry_id,
                 p.created_at, p.updated_at
          FROM projects p JOIN users u ON u.id = p.owner_id
          WHERE NOT p.deleted AND (p.id = $1 OR p.name = $2)",
@@ -232,6 +248,7 @@ async fn attach_metadata(conn: &mut PgConnection, rows: Vec<ProjectRow>) -> Resu
             owner_id: row.owner_id,
             owner_name: row.owner_name,
             storage_limit: row.storage_limit,
+            registry_id: row.registry_id,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -332,7 +349,7 @@ pub async fn list_projects(
     .fetch_one(&mut *conn)
     .await?;
     let rows = sqlx::query_as::<_, ProjectRow>(
-        "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.storage_limit,
+        "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.storage_limit, p.registry_id,
                 p.created_at, p.updated_at
          FROM projects p
          JOIN users u ON u.id = p.owner_id
@@ -571,7 +588,7 @@ pub async fn search_projects(
         .collect();
     order.push("p.name ASC".into());
     let rows = sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.storage_limit,
+        "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.storage_limit, p.registry_id,
                 p.created_at, p.updated_at
          FROM {from} WHERE {filter}
          ORDER BY {} LIMIT $9 OFFSET $10",

@@ -41,6 +41,10 @@ pub enum RegistryError {
     Database(#[from] sqlx::Error),
     #[error("storage error: {0}")]
     Store(StoreError),
+    /// A local failure outside the database and the store (finding a proxy
+    /// project's upstream): an opaque 500.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl RegistryError {
@@ -137,7 +141,7 @@ impl ResponseError for RegistryError {
             RegistryError::RangeNotSatisfiable { .. }
             | RegistryError::BlobRangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             RegistryError::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            RegistryError::Database(_) | RegistryError::Store(_) => {
+            RegistryError::Database(_) | RegistryError::Store(_) | RegistryError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -195,7 +199,7 @@ impl ResponseError for RegistryError {
                     .content_type("text/plain; charset=utf-8")
                     .body("authorisation is unavailable right now; try again shortly")
             }
-            RegistryError::Database(_) | RegistryError::Store(_) => {
+            RegistryError::Database(_) | RegistryError::Store(_) | RegistryError::Internal(_) => {
                 tracing::error!(error = %self, "internal error");
                 HttpResponse::build(status)
                     .content_type("text/plain; charset=utf-8")

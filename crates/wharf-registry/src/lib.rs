@@ -6,15 +6,17 @@
 //! App::new().configure(|cfg| registry.configure(cfg));   // mounts /v2/...
 //! let maintenance = registry.spawn_maintenance();          // purges abandoned uploads
 //! ```
-//! Authorisation, admission (quota/immutability) and events are seams (`seams`
-//! module): traits with permissive defaults that later crates replace through
-//! the `with_*` builders, without touching the handlers.
+//! Authorisation, admission (quota/immutability), events and the upstream of
+//! proxy-cache projects are seams (`seams` module): traits with permissive
+//! defaults that later crates replace through the `with_*` builders, without
+//! touching the handlers.
 
 mod artifacts;
 mod db;
 pub mod error;
 pub mod gc;
 mod http;
+mod proxy;
 pub mod seams;
 
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use wharf_store::BlobStore;
 
 pub use artifacts::{BlobContent, Tagged};
 pub use error::RegistryError;
-use seams::{Admission, AdmitAll, AllowAll, Authorizer, EventSink, LogEvents};
+use seams::{Admission, AdmitAll, AllowAll, Authorizer, EventSink, LogEvents, Upstream};
 
 /// The route template of a request path, for metrics and logs: the `/v2`
 /// endpoint it addresses with the variable parts named
@@ -82,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) admission: Arc<dyn Admission>,
     pub(crate) events: Arc<dyn EventSink>,
+    /// Pull-through caching for proxy-cache projects; `None`: no proxying.
+    pub(crate) upstream: Option<Arc<dyn Upstream>>,
 }
 
 /// The registry service. Cheap to clone.
@@ -102,6 +106,7 @@ impl Registry {
                 authorizer: Arc::new(AllowAll),
                 admission: Arc::new(AdmitAll),
                 events: Arc::new(LogEvents),
+                upstream: None,
             }),
         }
     }
@@ -115,6 +120,7 @@ impl Registry {
             authorizer: old.authorizer.clone(),
             admission: old.admission.clone(),
             events: old.events.clone(),
+            upstream: old.upstream.clone(),
         };
         f(&mut inner);
         Self {
@@ -135,6 +141,12 @@ impl Registry {
     /// Send committed events to `events`.
     pub fn with_events(self, events: Arc<dyn EventSink>) -> Self {
         self.rebuild(|i| i.events = events)
+    }
+
+    /// Serve the repositories of proxy-cache projects through `upstream`:
+    /// misses are fetched from it and cached as they are served.
+    pub fn with_upstream(self, upstream: Arc<dyn Upstream>) -> Self {
+        self.rebuild(|i| i.upstream = Some(upstream))
     }
 
     /// Mount the `/v2` routes.

@@ -7,7 +7,7 @@
 use actix_web::HttpRequest;
 use async_trait::async_trait;
 use sqlx::PgConnection;
-use wharf_oci::{Digest, RepositoryName};
+use wharf_oci::{Digest, Reference, RepositoryName};
 
 /// An action on a repository, as Docker token scopes name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,6 +158,17 @@ pub trait Admission: Send + Sync + 'static {
         tx: &mut PgConnection,
         deletion: &Deletion<'_>,
     ) -> Result<(), AdmissionError>;
+    /// May the proxy cache store this manifest, fetched from the upstream of
+    /// a proxy-cache project, where pushes are refused? Quota still applies.
+    /// `push.blobs` carries the sizes the manifest declares: its layers
+    /// arrive later, as clients pull them. By default the same check as a push.
+    async fn admit_cached_manifest(
+        &self,
+        tx: &mut PgConnection,
+        push: &ManifestPush<'_>,
+    ) -> Result<(), AdmissionError> {
+        self.admit_manifest(tx, push).await
+    }
 }
 
 /// Admits every write.
@@ -183,6 +194,66 @@ impl Admission for AdmitAll {
     ) -> Result<(), AdmissionError> {
         Ok(())
     }
+}
+
+/// A manifest as an upstream registry served it.
+#[derive(Debug, Clone)]
+pub struct UpstreamManifest {
+    /// The exact bytes (their digest is the manifest's).
+    pub bytes: bytes::Bytes,
+    pub media_type: String,
+}
+
+/// A blob being streamed from an upstream registry.
+pub struct UpstreamBlob {
+    /// `Content-Length`, when the upstream sent one.
+    pub size: Option<u64>,
+    pub stream: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+}
+
+/// Why the upstream could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// Down, refusing our credentials, or answering errors: the cache serves
+    /// what it holds. The message names the upstream and says what failed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A local failure (the database) while finding the upstream.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Where a proxy-cache repository's content comes from: one repository of
+/// one upstream registry.
+#[async_trait]
+pub trait UpstreamSource: Send + Sync {
+    /// The upstream registry and repository, for messages and logs.
+    fn describe(&self) -> String;
+    /// The digest `reference` resolves to upstream; `None` if it has none.
+    async fn head_manifest(&self, reference: &Reference) -> Result<Option<Digest>, UpstreamError>;
+    /// The manifest `reference`, in the media type it was pushed in.
+    async fn get_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<Option<UpstreamManifest>, UpstreamError>;
+    /// The blob's bytes as they arrive.
+    async fn get_blob(&self, digest: &Digest) -> Result<Option<UpstreamBlob>, UpstreamError>;
+    /// The upstream's referrers index for `digest` (its exact body), `None`
+    /// when it has no referrers API.
+    async fn referrers(&self, digest: &Digest) -> Result<Option<bytes::Bytes>, UpstreamError>;
+}
+
+/// Pull-through caching: which repositories mirror an upstream, and how long
+/// a cached tag is trusted before the upstream is asked again.
+#[async_trait]
+pub trait Upstream: Send + Sync + 'static {
+    /// The upstream of `repository` if its project is a proxy cache.
+    async fn source(
+        &self,
+        repository: &RepositoryName,
+    ) -> Result<Option<std::sync::Arc<dyn UpstreamSource>>, UpstreamError>;
+    /// A cached tag younger than this is served without asking the upstream.
+    fn recheck_interval(&self) -> std::time::Duration;
 }
 
 /// Something that happened in the registry.

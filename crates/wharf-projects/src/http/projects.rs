@@ -5,8 +5,10 @@
 //! not exist ([`super::project_access`]). Anyone signed in may create
 //! projects (Harbor's default `project_creation_restriction = everyone`);
 //! robots only with the system `project:create` grant, which only system
-//! robots can hold. Proxy-cache projects (`registry_id`) and CVE allowlists
-//! are not supported yet and are refused rather than silently dropped.
+//! robots can hold. Only system administrators create proxy-cache projects
+//! (`registry_id`, a replication endpoint; see docs/proxy-cache.md). CVE
+//! allowlists are not supported yet and are refused rather than silently
+//! dropped.
 //!
 //! One deliberate difference from Harbor: listing a project's metadata needs
 //! `metadata:read`, not `metadata:list`, which no Harbor role holds (so only
@@ -118,7 +120,7 @@ pub struct Project {
     /// The creator.
     pub owner_id: i64,
     pub name: String,
-    /// Always null: proxy-cache projects are not supported yet.
+    /// The replication endpoint a proxy-cache project mirrors; null otherwise.
     pub registry_id: Option<i64>,
     pub creation_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -173,7 +175,8 @@ pub struct ProjectReq {
     pub cve_allowlist: Option<CveAllowlist>,
     /// Storage quota in bytes, -1 for unlimited (system administrators only).
     pub storage_limit: Option<i64>,
-    /// Must be absent: proxy-cache projects are not supported yet.
+    /// Make the project a pull-through cache of this replication endpoint
+    /// (system administrators only).
     pub registry_id: Option<i64>,
 }
 
@@ -271,7 +274,7 @@ fn to_json(project: StoredProject, roles: &[Role], repo_count: i64) -> Project {
         project_id: project.id,
         owner_id: project.owner_id,
         name: project.name,
-        registry_id: None,
+        registry_id: project.registry_id,
         creation_time: project.created_at,
         update_time: project.updated_at,
         deleted: false,
@@ -333,11 +336,6 @@ fn clean_metadata(mut metadata: BTreeMap<String, String>) -> ApiResult<BTreeMap<
 }
 
 fn refuse_unsupported(req: &ProjectReq) -> ApiResult<()> {
-    if req.registry_id.is_some() {
-        return Err(ApiError::bad_request(
-            "proxy cache projects are not supported yet",
-        ));
-    }
     if req
         .cve_allowlist
         .as_ref()
@@ -617,6 +615,12 @@ async fn create_project_handler(
     let public = metadata.get("public").is_some_and(|v| v == "true");
     // As in Harbor: only system administrators choose the quota; everyone
     // else (and a missing or zero limit) gets the configured default.
+    let registry_id = body.registry_id.filter(|id| *id > 0);
+    if registry_id.is_some() && !caller.principal.is_sysadmin() {
+        return Err(ApiError::forbidden(
+            "only system administrators may create proxy cache projects",
+        ));
+    }
     let storage_limit = match body.storage_limit {
         Some(limit) if limit != 0 && caller.principal.is_sysadmin() => {
             crate::quotas::check_hard_limit(limit)?;
@@ -633,6 +637,7 @@ async fn create_project_handler(
         public,
         metadata,
         storage_limit,
+        registry_id,
         ..NewProject::new(name, owner_id)
     };
     let project = create_project(&mut *tx, &new).await?;

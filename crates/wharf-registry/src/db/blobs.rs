@@ -91,3 +91,45 @@ pub async fn unlink(
     .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Size of `digest` if the instance holds it and a manifest of repository
+/// `repository` references it: a proxy-cache repository may link such a
+/// blob (cached through another repository) instead of fetching it again.
+pub async fn referenced_elsewhere(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    digest: &Digest,
+) -> sqlx::Result<Option<u64>> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT b.size FROM blobs b
+          WHERE b.digest = $2
+            AND EXISTS (SELECT 1 FROM manifest_references mr
+                          JOIN manifests m ON m.id = mr.manifest_id
+                          JOIN repositories r ON r.id = m.repository_id
+                         WHERE r.name = $1 AND mr.digest = $2)",
+    )
+    .bind(repository.as_str())
+    .bind(digest.to_string())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(s,)| s as u64))
+}
+
+/// Link to repository `repository_id` those of `digests` the instance
+/// already holds (a cached manifest whose layers another repository cached).
+pub async fn link_present(
+    conn: &mut PgConnection,
+    repository_id: i64,
+    digests: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest)
+         SELECT $1, digest FROM blobs WHERE digest = ANY($2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(repository_id)
+    .bind(digests)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -11,6 +11,9 @@ pub struct StoredManifest {
     pub digest: String,
     pub media_type: String,
     pub content: Vec<u8>,
+    /// When a tag cached from a proxy project's upstream was last compared
+    /// with it; `None` for local tags and lookups by digest.
+    pub upstream_checked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub async fn find_by_tag(
@@ -19,7 +22,7 @@ pub async fn find_by_tag(
     tag: &str,
 ) -> sqlx::Result<Option<StoredManifest>> {
     sqlx::query_as(
-        "SELECT m.digest, m.media_type, m.content
+        "SELECT m.digest, m.media_type, m.content, t.upstream_checked_at
            FROM repositories r
            JOIN tags t ON t.repository_id = r.id
            JOIN manifests m ON m.id = t.manifest_id
@@ -37,7 +40,7 @@ pub async fn find_by_digest(
     digest: &Digest,
 ) -> sqlx::Result<Option<StoredManifest>> {
     sqlx::query_as(
-        "SELECT m.digest, m.media_type, m.content
+        "SELECT m.digest, m.media_type, m.content, NULL::timestamptz AS upstream_checked_at
            FROM repositories r
            JOIN manifests m ON m.repository_id = r.id
           WHERE r.name = $1 AND m.digest = $2",

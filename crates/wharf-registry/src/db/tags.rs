@@ -23,6 +23,47 @@ pub async fn upsert(
     Ok(())
 }
 
+/// Point a tag cached from the upstream at `manifest_id`, recording that
+/// the upstream was asked just now.
+pub async fn upsert_cached(
+    conn: &mut PgConnection,
+    repository_id: i64,
+    tag: &str,
+    manifest_id: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO tags (repository_id, name, manifest_id, upstream_checked_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT (repository_id, name)
+         DO UPDATE SET manifest_id = EXCLUDED.manifest_id, upstream_checked_at = now(),
+                       updated_at = CASE WHEN tags.manifest_id = EXCLUDED.manifest_id
+                                         THEN tags.updated_at ELSE now() END",
+    )
+    .bind(repository_id)
+    .bind(tag)
+    .bind(manifest_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Record that the upstream still has `tag` where the cache has it.
+pub async fn mark_checked(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    tag: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tags t SET upstream_checked_at = now() FROM repositories r
+          WHERE r.id = t.repository_id AND r.name = $1 AND t.name = $2",
+    )
+    .bind(repository.as_str())
+    .bind(tag)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Remove a tag; true if it existed.
 pub async fn delete(
     conn: &mut PgConnection,

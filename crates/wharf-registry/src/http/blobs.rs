@@ -1,5 +1,6 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`: served only from a
-//! repository that links the blob, streamed from the store, with ranges.
+//! repository that links the blob, streamed from the store, with ranges; a
+//! miss in a proxy-cache repository goes to its upstream (`crate::proxy`).
 
 use actix_web::body::SizedStream;
 use actix_web::http::header;
@@ -10,6 +11,7 @@ use wharf_store::ByteRange;
 use crate::Inner;
 use crate::db;
 use crate::error::{RegistryError, Result};
+use crate::proxy::{self, BlobMiss};
 
 fn blob_unknown(digest: &Digest) -> RegistryError {
     RegistryError::with_detail(
@@ -26,8 +28,15 @@ pub async fn get(
     digest: &Digest,
     head: bool,
 ) -> Result<HttpResponse> {
-    let Some(size) = db::blobs::linked_size(&reg.pool, name, digest).await? else {
-        return Err(blob_unknown(digest));
+    let size = match db::blobs::linked_size(&reg.pool, name, digest).await? {
+        Some(size) => size,
+        None => match proxy::blob(reg, name, digest, head).await? {
+            BlobMiss::NotProxied => return Err(blob_unknown(digest)),
+            BlobMiss::Response(resp) => return Ok(resp),
+            BlobMiss::Linked => db::blobs::linked_size(&reg.pool, name, digest)
+                .await?
+                .ok_or_else(|| blob_unknown(digest))?,
+        },
     };
     let range = match req
         .headers()

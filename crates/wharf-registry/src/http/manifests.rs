@@ -61,6 +61,7 @@ pub async fn get(
         Reference::Tag(tag) => db::manifests::find_by_tag(&reg.pool, name, tag.as_str()).await?,
         Reference::Digest(digest) => db::manifests::find_by_digest(&reg.pool, name, digest).await?,
     };
+    let stored = crate::proxy::manifest(reg, name, reference, stored).await?;
     let Some(stored) = stored else {
         return Err(manifest_unknown(reference));
     };

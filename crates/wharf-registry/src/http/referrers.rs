@@ -1,6 +1,7 @@
 //! `GET /v2/<name>/referrers/<digest>`: an OCI image index of the manifests
 //! whose `subject` is the digest, optionally filtered by `artifactType`, with
-//! referrers a client stored under the fallback tag folded in.
+//! referrers a client stored under the fallback tag folded in, and, in a
+//! proxy-cache repository, the upstream's referrers.
 
 use actix_web::{HttpRequest, HttpResponse};
 use wharf_oci::{Digest, ParsedManifest, RepositoryName, media_types};
@@ -55,6 +56,22 @@ pub async fn list(
             let matches = artifact_type.is_none() || child.artifact_type == artifact_type;
             if matches && seen.insert(child.digest.to_string()) {
                 descriptors.push(serde_json::to_value(&child).unwrap_or_default());
+            }
+        }
+    }
+    if reg.upstream.is_some()
+        && let Some(index) = crate::proxy::referrers(reg, name, subject).await?
+        && let Ok(index) = serde_json::from_slice::<serde_json::Value>(&index)
+    {
+        let upstream = index.get("manifests").and_then(|m| m.as_array());
+        for child in upstream.into_iter().flatten() {
+            let Some(digest) = child.get("digest").and_then(|d| d.as_str()) else {
+                continue;
+            };
+            let child_type = child.get("artifactType").and_then(|t| t.as_str());
+            let matches = artifact_type.is_none() || child_type == artifact_type.as_deref();
+            if matches && seen.insert(digest.to_owned()) {
+                descriptors.push(child.clone());
             }
         }
     }
