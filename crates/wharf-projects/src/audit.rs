@@ -325,6 +325,9 @@ impl EventSink for RegistryAudit {
         .bind(&d.client_addr)
         .execute(&mut *tx)
         .await?;
+        // Event-based replication, like the webhook outbox below: the
+        // executions and their jobs commit or roll back with the change.
+        replicate_change(tx, event).await?;
         // The webhook outbox: deliveries and their jobs commit or roll back
         // with the change.
         crate::webhooks::outbox::record_registry_change(tx, event).await
@@ -335,6 +338,43 @@ impl EventSink for RegistryAudit {
             tracing::warn!("audit queue full or closed: a pull was not recorded");
         }
     }
+}
+
+/// Start the event-based replications a change triggers (pulls change
+/// nothing; a push without a tag is replicated with the tag or index
+/// that names it).
+async fn replicate_change(tx: &mut PgConnection, event: &RegistryEvent) -> sqlx::Result<()> {
+    use wharf_replication::events::{Change, on_registry_change};
+    let digest;
+    let change = match event {
+        RegistryEvent::ManifestPushed {
+            repository,
+            tag: Some(tag),
+            ..
+        } => Change::Pushed {
+            repository: repository.as_str(),
+            tag,
+        },
+        RegistryEvent::TagDeleted {
+            repository, tag, ..
+        } => Change::TagDeleted {
+            repository: repository.as_str(),
+            tag,
+        },
+        RegistryEvent::ManifestDeleted {
+            repository,
+            digest: d,
+            ..
+        } => {
+            digest = d.to_string();
+            Change::ManifestDeleted {
+                repository: repository.as_str(),
+                digest: &digest,
+            }
+        }
+        _ => return Ok(()),
+    };
+    on_registry_change(tx, change).await.map(|_| ())
 }
 
 /// What a pull event says about pull times.

@@ -1,7 +1,7 @@
 //! Harbor's replication policy filters (name and tag doublestar patterns)
 //! and destination naming (namespace and flattening).
 
-use wharf_projects::selectors::Pattern;
+use crate::pattern::Pattern;
 
 use crate::client::ReplicationError;
 

@@ -73,8 +73,8 @@ async fn manual_push_policy_with_filters_and_flattening() {
         &db.pool,
         &PolicySpec {
             name: "to-dr".into(),
-            src_registry_id: src_id,
-            dest_registry_id: dst_id,
+            src_registry_id: Some(src_id),
+            dest_registry_id: Some(dst_id),
             dest_namespace: Some("mirror".into()),
             dest_namespace_replace_count: -1,
             name_filter: Some("prod/**".into()),
@@ -92,8 +92,8 @@ async fn manual_push_policy_with_filters_and_flattening() {
             &db.pool,
             &PolicySpec {
                 name: "bad".into(),
-                src_registry_id: src_id,
-                dest_registry_id: 999,
+                src_registry_id: Some(src_id),
+                dest_registry_id: Some(999),
                 enabled: true,
                 ..Default::default()
             }
@@ -180,8 +180,8 @@ async fn execution_retries_until_destination_is_back_and_skips_finished_tasks() 
         &db.pool,
         &PolicySpec {
             name: "pull".into(),
-            src_registry_id: src_id,
-            dest_registry_id: dst_id,
+            src_registry_id: Some(src_id),
+            dest_registry_id: Some(dst_id),
             enabled: true,
             override_tags: true,
             ..Default::default()
@@ -260,8 +260,8 @@ async fn execution_retries_until_destination_is_back_and_skips_finished_tasks() 
         &db.pool,
         &PolicySpec {
             name: "mirror-deletes".into(),
-            src_registry_id: src_id,
-            dest_registry_id: dst_id,
+            src_registry_id: Some(src_id),
+            dest_registry_id: Some(dst_id),
             enabled: true,
             replicate_deletion: true,
             ..Default::default()
@@ -304,8 +304,8 @@ async fn cron_trigger_starts_scheduled_executions() {
         &db.pool,
         &PolicySpec {
             name: "nightly".into(),
-            src_registry_id: src_id,
-            dest_registry_id: dst_id,
+            src_registry_id: Some(src_id),
+            dest_registry_id: Some(dst_id),
             enabled: true,
             ..Default::default()
         },
@@ -374,8 +374,8 @@ async fn execution_of_a_killed_worker_is_resumed_by_another() {
         &db.pool,
         &PolicySpec {
             name: "slow".into(),
-            src_registry_id: src_id,
-            dest_registry_id: dst_id,
+            src_registry_id: Some(src_id),
+            dest_registry_id: Some(dst_id),
             enabled: true,
             // 600 kB at 100 KiB/s: about six seconds mid-copy to kill it in.
             speed_kb: Some(100),
@@ -461,8 +461,8 @@ async fn stop_request_ends_the_execution_between_tasks() {
         &db.pool,
         &PolicySpec {
             name: "stoppable".into(),
-            src_registry_id: src_id,
-            dest_registry_id: dst_id,
+            src_registry_id: Some(src_id),
+            dest_registry_id: Some(dst_id),
             enabled: true,
             speed_kb: Some(100),
             ..Default::default()

@@ -21,6 +21,8 @@ mod projects;
 mod purge_audit;
 pub mod query;
 mod quotas;
+mod registries;
+mod replication;
 mod repositories;
 mod retention;
 mod robots;
@@ -83,7 +85,9 @@ impl Default for ApiSettings {
 }
 
 /// Mount every API route (paths relative to the `/api/v2.0` scope). Needs
-/// `web::Data<PgPool>` and `web::Data<ApiSettings>` in the app data.
+/// `web::Data<PgPool>` and `web::Data<ApiSettings>` in the app data, and
+/// `web::Data<wharf_replication::registries::Registries>` for the
+/// registries and replication routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
     projects::configure(cfg);
@@ -102,6 +106,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     search::configure(cfg);
     statistics::configure(cfg);
     webhooks::configure(cfg);
+    registries::configure(cfg);
+    replication::configure(cfg);
 }
 
 /// The OpenAPI document of every route [`configure`] mounts (paths relative
@@ -126,6 +132,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         search::Doc::openapi(),
         statistics::Doc::openapi(),
         webhooks::Doc::openapi(),
+        registries::Doc::openapi(),
+        replication::Doc::openapi(),
     ] {
         doc.merge(part);
     }

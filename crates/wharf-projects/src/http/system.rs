@@ -52,6 +52,8 @@ use crate::security::Caller;
         (name = "purge", description = "Audit log purge runs and schedule"),
         (name = "webhook", description = "Webhook policies of a project and their deliveries"),
         (name = "webhookjob", description = "Webhook deliveries of a policy (Harbor's deprecated jobs API)"),
+        (name = "registry", description = "Remote registries replication copies to and from"),
+        (name = "replication", description = "Replication policies, their executions and tasks"),
     )
 )]
 pub struct Doc;

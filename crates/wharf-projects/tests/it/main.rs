@@ -9,6 +9,7 @@ mod api_members;
 mod api_projects;
 mod api_purge_audit;
 mod api_quotas;
+mod api_replication;
 mod api_repositories;
 mod api_retention;
 mod api_robots;
