@@ -160,6 +160,34 @@ def cmd_small_image(args):
     put_manifest(conn, args.repo, args.tag, blobs[1], [blobs[0]])
 
 
+def cmd_seed_images(args):
+    """Push `images` one-tag images `<prefix>NN:v1`, each a base layer shared
+    with the images of its group plus a layer of its own: the replication
+    benchmark's set. Prints a JSON summary (logical and unique bytes)."""
+    reg = Registry(args.registry)
+    bases = [os.urandom(args.base_mib << 20) for _ in range(args.groups)]
+    base_blobs = [("sha256:" + hashlib.sha256(b).hexdigest(), b) for b in bases]
+    pushed_bases = set()
+    logical = unique = 0
+    conn = reg.connect()
+    for i in range(args.images):
+        repo = f"{args.prefix}{i:02d}"
+        base_digest, base = base_blobs[i % args.groups]
+        own = os.urandom(args.unique_mib << 20)
+        own_digest = "sha256:" + hashlib.sha256(own).hexdigest()
+        config = json.dumps({"architecture": "amd64", "os": "linux", "image": repo}).encode()
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        # Every image pushes its base: the registry must hold it in each
+        # repository, as after real pushes.
+        for digest, blob in ((base_digest, base), (own_digest, own), (config_digest, config)):
+            push_monolithic(conn, repo, blob, len(blob), digest)
+        put_manifest(conn, repo, "v1", (config_digest, len(config)), [(base_digest, len(base)), (own_digest, len(own))])
+        logical += len(base) + len(own) + len(config)
+        unique += len(own) + len(config) + (0 if base_digest in pushed_bases else len(base))
+        pushed_bases.add(base_digest)
+    print(json.dumps({"images": args.images, "logical_bytes": logical, "unique_bytes": unique}))
+
+
 def cmd_head_latency(args):
     """`count` sequential HEADs on one keep-alive connection; p50 and p99 in ms."""
     reg = Registry(args.registry)
@@ -206,6 +234,15 @@ def main():
     s.add_argument("repo")
     s.add_argument("tag")
     s.set_defaults(func=cmd_small_image)
+
+    s = sub.add_parser("seed-images", help="push images sharing base layers; prints a JSON summary")
+    s.add_argument("registry")
+    s.add_argument("prefix", help="repository name prefix, e.g. bench/img")
+    s.add_argument("--images", type=int, default=50)
+    s.add_argument("--groups", type=int, default=5, help="distinct base layers")
+    s.add_argument("--base-mib", type=int, default=8)
+    s.add_argument("--unique-mib", type=int, default=12)
+    s.set_defaults(func=cmd_seed_images)
 
     s = sub.add_parser("head-latency", help="sequential blob HEADs; prints p50/p99 ms")
     s.add_argument("registry")

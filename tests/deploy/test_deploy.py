@@ -13,7 +13,10 @@ helm binary, no cluster):
   keep the security rules (non-root, read-only root filesystem);
 - the wharf.toml and environment the chart and the compose file give Wharf are
   accepted by the real `wharf config`, without an unknown key or variable,
-  and the signing key the chart generates is one `wharf serve` signs with;
+  the signing key the chart generates is one `wharf serve` signs with, and
+  the replication credential key it generates is one `wharf serve` loads;
+- every pod that seals or opens replication credentials (serving and
+  worker) mounts the one credential key, which upgrades keep;
 - docker-compose.yml validates against the compose specification's schema;
 - the Dockerfile passes hadolint, builds with exactly the release command the
   tests check, and its build context holds what cargo needs with the same
@@ -101,9 +104,9 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def wharf_config(config_file: Path | None, env: dict[str, str]) -> dict[str, Any]:
+def wharf_config(config_file: Path | None, env: dict[str, str], flags: list[str] = ()) -> dict[str, Any]:
     """`wharf config` as Wharf itself loads it: fails on any error or warning."""
-    args = [str(wharf_bin()), "config"]
+    args = [str(wharf_bin()), "config", *flags]
     if config_file is not None:
         args += ["--config", str(config_file)]
     out = subprocess.run(args, env=clean_env(env), capture_output=True, text=True, timeout=60)
@@ -149,6 +152,19 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "database": {"existingSecret": "wharf-db"},
         "storage": {"filesystem": {"persistence": {"accessModes": ["ReadWriteMany"],
                                                    "storageClass": "nfs"}}},
+    },
+    # Job-only pods beside HTTPS serving pods, under another name and
+    # Service port: the workers reach the serving pods through the Service.
+    "workers-tls": {
+        "fullnameOverride": "registry",
+        "replicaCount": 2,
+        "postgresql": {"enabled": False},
+        "database": {"existingSecret": "wharf-db"},
+        "storage": {"type": "s3", "s3": {"bucket": "wharf", "region": "eu-west-1"}},
+        "tls": {"enabled": True, "existingSecret": "wharf-pod-tls"},
+        "service": {"port": 8443},
+        "worker": {"enabled": True, "replicaCount": 3},
+        "replication": {"proxyRecheckSecs": 60},
     },
     # Two replicas on MinIO with static keys given in values, no ingress.
     "s3-static-keys": {
@@ -285,6 +301,12 @@ def test_values_yaml_alone_validates():
     {"externalURL": "registry.example.com"},
     {"metrics": {"port": 8080}},
     {"replicas": 3},
+    {"replication": {"proxyRecheckSecs": -1}},
+    {"replication": {"proxyRecheckSecs": "300"}},
+    {"replication": {"credentialKey": {"existingSecretKey": ""}}},
+    {"replication": {"credentialKey": {"generate": False}}},
+    {"replication": {"localURL": "http://wharf:80"}},
+    {"worker": {"localURL": "wharf:80"}},
 ], ids=lambda v: json.dumps(v, sort_keys=True))
 def test_the_schema_refuses_bad_values(chart, helm, bad):
     with pytest.raises(helm.HelmError):
@@ -410,7 +432,7 @@ def test_service_monitor_matches_its_crd(chart, name):
 def test_the_default_install_is_complete(chart):
     objects = render(chart, {})
     kinds = sorted(o["kind"] for o in objects)
-    assert kinds == sorted(["ConfigMap", "Deployment", "PersistentVolumeClaim", "Secret", "Secret",
+    assert kinds == sorted(["ConfigMap", "Deployment", "PersistentVolumeClaim", "Secret", "Secret", "Secret",
                             "Service", "Service", "ServiceAccount", "StatefulSet"]), kinds
     deployment = wharf_deployment(objects)
     assert deployment["spec"]["replicas"] == 1
@@ -440,7 +462,7 @@ def test_the_ha_install_has_every_piece(chart):
     # Every Secret is an existing one: the chart makes none.
     assert not by_kind(objects, "Secret")
     init = [c["name"] for c in deployment["spec"]["template"]["spec"]["initContainers"]]
-    assert init == ["install-signing-key", "migrate"]
+    assert init == ["install-keys", "migrate"]
 
 
 def test_job_only_pods_take_the_jobs_from_the_serving_pods(chart):
@@ -522,6 +544,7 @@ def test_objects_refer_to_each_other_correctly(chart, name):
                             values.get("database", {}).get("existingSecret"),
                             values.get("storage", {}).get("s3", {}).get("existingSecret"),
                             values.get("signingKey", {}).get("existingSecret"),
+                            values.get("replication", {}).get("credentialKey", {}).get("existingSecret"),
                             values.get("tls", {}).get("existingSecret")] if v}
     for c in spec["containers"] + spec.get("initContainers", []):
         for env in c.get("env", []):
@@ -647,14 +670,22 @@ def test_wharf_accepts_the_configuration_the_chart_renders(chart, tmp_path, name
     # shared one, or each pod's own in its data directory.
     shared = values.get("signingKey", {}).get("generate", True) or values.get("signingKey", {}).get(
         "existingSecret")
+    installed = installed_keys(pod_spec(objects))
     if shared:
         assert config["auth"]["signing_key"] == "/run/wharf/token-signing-key.pem"
-        init = next(c for c in pod_spec(objects)["initContainers"] if c["name"] == "install-signing-key")
-        assert init["command"][-1] == config["auth"]["signing_key"]
-        run = next(v for v in pod_spec(objects)["volumes"] if v["name"] == "run")
-        assert run["emptyDir"]["medium"] == "Memory", "the key stays off disk"
+        assert config["auth"]["signing_key"] in installed
     else:
         assert config["auth"]["signing_key"] == "/var/lib/wharf/secrets/token-signing-key.pem"
+        assert "/run/wharf/token-signing-key.pem" not in installed
+    # The credential key is always the shared one, never a pod's own.
+    assert config["replication"]["credential_key"] == "/run/wharf/replication-credential.key"
+    assert config["replication"]["credential_key"] in installed
+    assert config["replication"]["proxy_recheck_secs"] == values.get("replication", {}).get(
+        "proxyRecheckSecs", 300)
+    # Serving pods reach their own listener on loopback.
+    assert "local_url" not in config["replication"]
+    run = next(v for v in pod_spec(objects)["volumes"] if v["name"] == "run")
+    assert run["emptyDir"]["medium"] == "Memory", "the keys stay off disk"
     if values.get("tls", {}).get("enabled"):
         assert config["tls"] == {"cert": "/etc/wharf/tls/tls.crt", "key": "/etc/wharf/tls/tls.key"}
         assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
@@ -675,6 +706,150 @@ def test_wharf_accepts_the_configuration_the_chart_renders(chart, tmp_path, name
         assert config["database"]["url"] == "postgres://wharf:REDACTED@db.internal:5432/wharf?sslmode=require"
 
 
+# ---------------------------------------------------------------------------
+# The keys: one credential key for every pod, kept across upgrades
+# ---------------------------------------------------------------------------
+
+CREDENTIAL_KEY = "/run/wharf/replication-credential.key"
+
+
+def installed_keys(spec: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """What the install-keys init container puts in /run/wharf: destination
+    path -> (Secret, key in it), followed through its mounts and volumes."""
+    init = next(c for c in spec["initContainers"] if c["name"] == "install-keys")
+    command = init["command"]
+    assert command[:3] == ["install", "-m", "0600"], command
+    *sources, target = command[3:]
+    assert target == "/run/wharf/", "the copies go to the in-memory /run/wharf"
+    mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
+    assert mounts.get("/run/wharf") == "run"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    keys = {}
+    for source in sources:
+        directory, _, file = source.rpartition("/")
+        secret = volumes[mounts[directory]]["secret"]
+        item = next(i for i in secret["items"] if i["path"] == file)
+        keys[target + file] = (secret["secretName"], item["key"])
+    return keys
+
+
+def all_wharf_deployments(objects) -> list[dict[str, Any]]:
+    return [d for d in by_kind(objects, "Deployment")
+            if d["metadata"]["labels"].get("app.kubernetes.io/component") in ("registry", "worker")]
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_every_pod_opens_credentials_with_the_one_key(chart, name):
+    values = VALUE_SETS[name]
+    objects = render(chart, values)
+    deployments = all_wharf_deployments(objects)
+    assert len(deployments) == (2 if values.get("worker", {}).get("enabled") else 1)
+    refs = set()
+    for deployment in deployments:
+        spec = deployment["spec"]["template"]["spec"]
+        refs.add(installed_keys(spec)[CREDENTIAL_KEY])
+        # Wharf itself sees the copy, read-only.
+        for container in spec["containers"]:
+            run = next(m for m in container["volumeMounts"] if m["mountPath"] == "/run/wharf")
+            assert run["name"] == "run" and run["readOnly"] is True
+    assert len(refs) == 1, f"serving and worker pods mount different keys: {refs}"
+    secret_name, key = refs.pop()
+    existing = values.get("replication", {}).get("credentialKey", {}).get("existingSecret")
+    secrets = {s["metadata"]["name"]: s for s in by_kind(objects, "Secret")}
+    if existing:
+        assert (secret_name, key) == (existing, values["replication"]["credentialKey"].get(
+            "existingSecretKey", "replication-credential.key"))
+        assert not any(n.endswith("-replication-key") for n in secrets), "a generated key beside the given one"
+    else:
+        secret = secrets[secret_name]
+        assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", \
+            "uninstall must not take the key the database's passwords are sealed with"
+        # The file is what SecretKey::load_or_generate reads: standard base64
+        # of 32 bytes.
+        text = base64.b64decode(secret["data"][key]).decode()
+        assert len(base64.b64decode(text, validate=True)) == 32
+
+
+def test_an_existing_credential_key_secret_is_used_as_given(chart):
+    values = {"replication": {"credentialKey": {"existingSecret": "dr-key", "existingSecretKey": "aes"}},
+              "worker": {"enabled": True}, "storage": {"type": "s3", "s3": {"bucket": "b"}}}
+    objects = render(chart, values)
+    for deployment in all_wharf_deployments(objects):
+        assert installed_keys(deployment["spec"]["template"]["spec"])[CREDENTIAL_KEY] == ("dr-key", "aes")
+    assert not any(s["metadata"]["name"].endswith("-replication-key") for s in by_kind(objects, "Secret"))
+
+
+# The generated Secrets, the key in them, and the lookup that finds the one
+# of an earlier install.
+GENERATED_KEYS = {
+    "signing-key-secret.yaml": ("token-signing-key.pem", {}),
+    "replication-key-secret.yaml": ("replication-credential.key", {}),
+}
+LOOKUP = 'lookup "v1" "Secret" .Release.Namespace $name'
+
+
+@pytest.mark.parametrize("template", sorted(GENERATED_KEYS))
+def test_generated_keys_are_kept_on_upgrade(helm, tmp_path, template):
+    # Offline, `lookup` finds nothing. A copy of the chart whose lookup finds
+    # a Secret of an earlier install shows what an upgrade renders.
+    key, values = GENERATED_KEYS[template]
+    source = (CHART / "templates" / template).read_text()
+    assert source.count(LOOKUP) == 1, "the template no longer looks up its earlier Secret"
+    earlier = base64.b64encode(base64.b64encode(os.urandom(32))).decode()
+    copy = tmp_path / "wharf"
+    shutil.copytree(CHART, copy)
+
+    def upgrade(found: str) -> dict[str, Any]:
+        (copy / "templates" / template).write_text(source.replace(LOOKUP, found))
+        with helm.Chart.load(str(copy)) as upgraded:
+            rendered = upgraded.render(values=values, name="wharf", namespace="registry", revision=2,
+                                       is_upgrade=True)
+        return yaml.safe_load(rendered[f"wharf/templates/{template}"])
+
+    kept = upgrade(f'(dict "data" (dict "{key}" "{earlier}"))')
+    assert kept["data"][key] == earlier
+    assert kept["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # Nothing found (a first install), or a Secret without the key: a fresh one.
+    for found in ["dict", '(dict "data" (dict "other" "eA=="))']:
+        fresh = upgrade(found)["data"][key]
+        assert fresh != earlier and base64.b64decode(fresh)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(VALUE_SETS) if VALUE_SETS[n].get("worker", {}).get("enabled")])
+def test_worker_pods_replicate_through_the_service(chart, tmp_path, name):
+    values = VALUE_SETS[name]
+    objects = render(chart, values)
+    server, worker = wharf_deployment(objects), deployment_of(objects, "worker")
+    service = next(s for s in by_kind(objects, "Service") if s["metadata"]["name"] == server["metadata"]["name"])
+    port = next(p for p in service["spec"]["ports"] if p["name"] == "http")
+    scheme = "https" if values.get("tls", {}).get("enabled") else "http"
+    expected = f"{scheme}://{service['metadata']['name']}:{port['port']}"
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    env = container_env(objects, container)
+    assert env["WHARF_REPLICATION_LOCAL_URL"] == expected
+    # The Service leads to the serving pods' main listener.
+    assert port["targetPort"] == "http"
+    assert "WHARF_REPLICATION_LOCAL_URL" not in container_env(
+        objects, server["spec"]["template"]["spec"]["containers"][0])
+    # What `wharf worker` makes of its ConfigMap and environment.
+    config_file = tmp_path / "wharf.toml"
+    config_file.write_text(one(objects, "ConfigMap")["data"]["wharf.toml"])
+    env.pop("WHARF_CONFIG")
+    config = wharf_config(config_file, env)
+    assert config["replication"]["local_url"] == expected
+    assert config["replication"]["credential_key"] == CREDENTIAL_KEY
+    # worker.localURL replaces it; extraEnv, later in the list, wins over both.
+    overridden = render(chart, {**values, "worker": {**values["worker"], "localURL": "https://wharf.internal/"}})
+    env = container_env(overridden, deployment_of(overridden, "worker")["spec"]["template"]["spec"]["containers"][0])
+    assert env["WHARF_REPLICATION_LOCAL_URL"] == "https://wharf.internal"
+    with_extra = render(chart, {**values, "extraEnv": [
+        {"name": "WHARF_REPLICATION_LOCAL_URL", "value": "http://elsewhere:80"}]})
+    listed = [e for e in deployment_of(with_extra, "worker")["spec"]["template"]["spec"]["containers"][0]["env"]
+              if e["name"] == "WHARF_REPLICATION_LOCAL_URL"]
+    # Of two entries with one name, Kubernetes gives the container the last.
+    assert [e["value"] for e in listed] == [expected, "http://elsewhere:80"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -685,22 +860,12 @@ def psql(url: str, sql: str) -> None:
     subprocess.run(["psql", url, "-qAtc", sql], check=True, capture_output=True, timeout=60)
 
 
-def test_wharf_signs_tokens_with_the_key_the_chart_generates(chart, tmp_path):
+@pytest.fixture
+def database():
+    """A fresh database on the PostgreSQL of DATABASE_URL, dropped after."""
     need_tool("psql")
-    need_tool("openssl")
     admin_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    objects = render(chart, {})
-    secret = next(s for s in by_kind(objects, "Secret") if s["metadata"]["name"].endswith("-signing-key"))
-    pem = base64.b64decode(secret["data"]["token-signing-key.pem"])
-    key = tmp_path / "secrets" / "token-signing-key.pem"
-    key.parent.mkdir(mode=0o700)
-    key.write_bytes(pem)
-    key.chmod(0o600)  # what the chart's install-signing-key init container does
-    spki = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
-                          check=True, capture_output=True).stdout
-    kid = base64.urlsafe_b64encode(hashlib.sha256(spki).digest()).rstrip(b"=").decode()
-
-    database = f"wharf_deploy_{os.getpid()}_{int(time.time())}"
+    database = f"wharf_deploy_{os.getpid()}_{time.monotonic_ns()}"
     base, _, query = admin_url.partition("?")
     db_url = base.rsplit("/", 1)[0] + "/" + database + (f"?{query}" if query else "")
     try:
@@ -709,12 +874,46 @@ def test_wharf_signs_tokens_with_the_key_the_chart_generates(chart, tmp_path):
         if IN_CI:
             raise
         pytest.skip(f"no PostgreSQL at DATABASE_URL: {e}")
+    yield db_url
+    subprocess.run(["psql", admin_url, "-qAtc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
+                   capture_output=True, timeout=60)
+
+
+def install_key(secret: dict[str, Any], key: str, path: Path) -> bytes:
+    """The file the install-keys init container makes of a Secret's key."""
+    content = base64.b64decode(secret["data"][key])
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_bytes(content)
+    path.chmod(0o600)
+    return content
+
+
+def test_wharf_uses_the_keys_the_chart_generates(chart, tmp_path, database):
+    need_tool("openssl")
+    objects = render(chart, {})
+    secret = next(s for s in by_kind(objects, "Secret") if s["metadata"]["name"].endswith("-signing-key"))
+    # Where the pod has them: in /run/wharf, apart from the data directory,
+    # where Wharf would generate keys of its own.
+    run, data = tmp_path / "run", tmp_path / "data"
+    key = run / "token-signing-key.pem"
+    install_key(secret, "token-signing-key.pem", key)
+    spki = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                          check=True, capture_output=True).stdout
+    kid = base64.urlsafe_b64encode(hashlib.sha256(spki).digest()).rstrip(b"=").decode()
+    credential_secret = next(s for s in by_kind(objects, "Secret")
+                             if s["metadata"]["name"].endswith("-replication-key"))
+    credential_key = run / "replication-credential.key"
+    sealing_key = install_key(credential_secret, "replication-credential.key", credential_key)
+    credential_key.chmod(0o400)  # read-only suffices: it exists, so it is only read
+
     port = free_port()
     log = (tmp_path / "wharf.log").open("w")
     server = subprocess.Popen(
-        [str(wharf_bin()), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path)],
-        env=clean_env({"DATABASE_URL": db_url, "WHARF_ADMIN_PASSWORD": "Deploy-Test-1",
-                       "WHARF_AUTH_SIGNING_KEY": str(key), "WHARF_LOG_LEVEL": "info"}),
+        [str(wharf_bin()), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data)],
+        env=clean_env({"DATABASE_URL": database, "WHARF_ADMIN_PASSWORD": "Deploy-Test-1",
+                       "WHARF_AUTH_SIGNING_KEY": str(key),
+                       "WHARF_REPLICATION_CREDENTIAL_KEY": str(credential_key),
+                       "WHARF_LOG_LEVEL": "info"}),
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         base_url = f"http://127.0.0.1:{port}"
@@ -743,6 +942,10 @@ def test_wharf_signs_tokens_with_the_key_the_chart_generates(chart, tmp_path):
         assert probe.returncode == 0, probe.stderr
         log_text = (tmp_path / "wharf.log").read_text()
         assert "readable by other users" not in log_text
+        # The chart's credential key was loaded as it is: not replaced, and
+        # no key of this pod's own made beside it.
+        assert credential_key.read_bytes() == sealing_key
+        assert not (data / "secrets" / "replication-credential.key").exists()
     finally:
         server.terminate()
         try:
@@ -750,8 +953,25 @@ def test_wharf_signs_tokens_with_the_key_the_chart_generates(chart, tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-        subprocess.run(["psql", admin_url, "-qAtc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
-                       capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("content", [base64.b64encode(os.urandom(16)), b"not base64 at all!"],
+                         ids=["16 bytes", "not base64"])
+def test_wharf_refuses_a_credential_key_it_cannot_use(tmp_path, database, content):
+    # So a key the chart or an operator got wrong stops the pod at start,
+    # rather than sealing nothing or generating another one.
+    key = tmp_path / "run" / "replication-credential.key"
+    key.parent.mkdir()
+    key.write_bytes(content)
+    key.chmod(0o600)
+    out = subprocess.run(
+        [str(wharf_bin()), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")],
+        env=clean_env({"DATABASE_URL": database, "WHARF_ADMIN_PASSWORD": "Deploy-Test-1",
+                       "WHARF_REPLICATION_CREDENTIAL_KEY": str(key), "WHARF_LOG_FORMAT": "text"}),
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.returncode != 0
+    assert "replication.credential_key" in out.stderr, out.stderr
+    assert key.read_bytes() == content
 
 
 # ---------------------------------------------------------------------------
@@ -827,7 +1047,16 @@ def test_compose_brings_up_a_complete_installation():
 def test_wharf_accepts_the_compose_environment(dotenv):
     wharf = compose()["services"]["wharf"]
     env = {k: interpolate(str(v), dotenv) for k, v in wharf["environment"].items()}
-    config = wharf_config(None, env)
+    # With the image's own flags (compose gives no command).
+    assert "command" not in wharf
+    config = wharf_config(None, env, IMAGE_CMD[1:])
+    # The keys are generated at first start on the data volume, so they
+    # survive a re-created container: the credential key above all, which
+    # opens the endpoint passwords stored in PostgreSQL.
+    volume = next(v.split(":")[1] for v in wharf["volumes"] if v.startswith("wharf-data:"))
+    assert config["data_dir"] == volume
+    assert config["replication"]["credential_key"] == f"{volume}/secrets/replication-credential.key"
+    assert config["auth"]["signing_key"] == f"{volume}/secrets/token-signing-key.pem"
     assert config["storage"]["type"] == "s3"
     assert config["storage"]["endpoint"] == "http://minio:9000"
     assert config["storage"]["path_style"] is True and config["storage"]["allow_http"] is True

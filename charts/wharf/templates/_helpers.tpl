@@ -108,6 +108,91 @@ token-signing-key.pem
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret holding the replication credential key: always one, since
+every pod (serving and worker) must seal and open with the same key. */}}
+{{- define "wharf.credentialKeySecret" -}}
+{{- .Values.replication.credentialKey.existingSecret | default (printf "%s-replication-key" (include "wharf.fullname" .)) -}}
+{{- end -}}
+
+{{- define "wharf.credentialKeySecretKey" -}}
+{{- if .Values.replication.credentialKey.existingSecret -}}
+{{- .Values.replication.credentialKey.existingSecretKey -}}
+{{- else -}}
+replication-credential.key
+{{- end -}}
+{{- end -}}
+
+{{/* How the worker pods reach a serving pod's /v2 (replication.local_url):
+the in-cluster Service, not the external URL, which may be unreachable from
+inside the cluster or go through the ingress for nothing. */}}
+{{- define "wharf.workerLocalURL" -}}
+{{- if .Values.worker.localURL -}}
+{{- .Values.worker.localURL | trimSuffix "/" -}}
+{{- else -}}
+{{- printf "%s://%s:%d" (ternary "https" "http" .Values.tls.enabled) (include "wharf.fullname" .) (int .Values.service.port) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secret volumes are group-readable under fsGroup; Wharf wants its keys
+private (0600), so the pod gets copies of its own, in memory. */}}
+{{- define "wharf.installKeysContainer" -}}
+- name: install-keys
+  image: {{ include "wharf.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command:
+    - install
+    - -m
+    - "0600"
+    {{- if include "wharf.signingKeySecret" . }}
+    - /etc/wharf/signing-key/token-signing-key.pem
+    {{- end }}
+    - /etc/wharf/replication-key/replication-credential.key
+    - /run/wharf/
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 16Mi
+    limits:
+      memory: 64Mi
+  volumeMounts:
+    - name: run
+      mountPath: /run/wharf
+    {{- if include "wharf.signingKeySecret" . }}
+    - name: signing-key
+      mountPath: /etc/wharf/signing-key
+      readOnly: true
+    {{- end }}
+    - name: replication-key
+      mountPath: /etc/wharf/replication-key
+      readOnly: true
+{{- end -}}
+
+{{/* The volumes of the keys, for wharf.installKeysContainer. */}}
+{{- define "wharf.keyVolumes" -}}
+- name: run
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- with include "wharf.signingKeySecret" . }}
+- name: signing-key
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0400
+    items:
+      - key: {{ include "wharf.signingKeySecretKey" $ }}
+        path: token-signing-key.pem
+{{- end }}
+- name: replication-key
+  secret:
+    secretName: {{ include "wharf.credentialKeySecret" . }}
+    defaultMode: 0400
+    items:
+      - key: {{ include "wharf.credentialKeySecretKey" . }}
+        path: replication-credential.key
+{{- end -}}
+
 {{/* external_url: the value, else derived from the ingress. */}}
 {{- define "wharf.externalURL" -}}
 {{- if .Values.externalURL -}}
@@ -201,11 +286,9 @@ token-signing-key.pem
   mountPath: /var/lib/wharf
 - name: tmp
   mountPath: /tmp
-{{- if include "wharf.signingKeySecret" . }}
 - name: run
   mountPath: /run/wharf
   readOnly: true
-{{- end }}
 {{- if .Values.tls.enabled }}
 - name: tls
   mountPath: /etc/wharf/tls

@@ -134,6 +134,9 @@ use proxies::TrustedProxies;
 use recent::Recent;
 use tokens::Tokens;
 
+/// The subject of [`Auth::service_token`]s. Usernames cannot hold `:`.
+pub const SERVICE_SUBJECT: &str = "wharf:replication";
+
 /// The token issuer and everything that identifies callers. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
@@ -202,6 +205,30 @@ impl Auth {
     pub fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {
         cfg.app_data(actix_web::web::Data::new(self.clone()));
         http::configure(cfg);
+    }
+
+    /// An access token for Wharf's own background work (replication's
+    /// local endpoint) granting exactly `scopes` (`repository:p/r:pull,push`,
+    /// `registry:catalog:*`). Its subject is [`SERVICE_SUBJECT`], which no
+    /// account can be called, so it never passes for a user or robot.
+    pub async fn service_token(&self, scopes: &[String]) -> Result<String, AuthError> {
+        let access = scopes::Scope::parse_all(scopes.iter().map(String::as_str))
+            .into_iter()
+            .map(|s| ResourceAccess {
+                kind: s.kind,
+                name: s.name,
+                actions: s.actions,
+            })
+            .collect();
+        // The database's clock, as for every token: see `Tokens::issue_access`.
+        let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&self.inner.pool)
+            .await?;
+        Ok(self
+            .inner
+            .tokens
+            .issue_access(SERVICE_SUBJECT, access, now)?
+            .token)
     }
 
     /// The settings this issuer runs with.

@@ -56,7 +56,7 @@ pub(crate) async fn subject_is_active(
     robot_prefix: &str,
     sub: &str,
 ) -> Result<bool, AuthError> {
-    if sub.is_empty() {
+    if sub.is_empty() || sub == crate::SERVICE_SUBJECT {
         return Ok(true);
     }
     if let Some(name) = sub.strip_prefix(robot_prefix) {

@@ -11,8 +11,11 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wharf_registry::Registry;
+use wharf_replication::policies::ReplicationJob;
+use wharf_replication::registries::Registries;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// How long running jobs get to finish at shutdown before they go back to
 /// the queue for another process (or the next start).
@@ -32,21 +35,23 @@ impl Background {
     pub async fn start(
         pool: &PgPool,
         registry: &Registry,
+        registries: &Registries,
         config: &Config,
         workers: usize,
     ) -> anyhow::Result<Self> {
-        Self::start_with(pool, registry, config, workers, |_| {}).await
+        Self::start_with(pool, registry, registries, config, workers, None).await
     }
 
-    /// [`Background::start`], calling `before_workers` with the job system
-    /// once every kind is registered and before any worker runs (where
-    /// metrics attach their observer).
+    /// [`Background::start`], with `metrics` counting the jobs' outcomes
+    /// and replication's bytes (attached once every kind is registered and
+    /// before any worker runs).
     pub async fn start_with(
         pool: &PgPool,
         registry: &Registry,
+        registries: &Registries,
         config: &Config,
         workers: usize,
-        before_workers: impl FnOnce(&mut wharf_jobs::Jobs),
+        metrics: Option<&Metrics>,
     ) -> anyhow::Result<Self> {
         let mut jobs = wharf_jobs::Jobs::start(pool.clone())
             .await
@@ -73,7 +78,17 @@ impl Background {
             wharf_projects::webhooks::WebhookJob::new(config.webhooks.clone(), registry_host)
                 .context("cannot build the webhook HTTP client")?;
         jobs.register(wharf_projects::webhooks::KIND, Arc::new(webhooks));
-        before_workers(&mut jobs);
+        let mut replication = ReplicationJob::new(registries.clone());
+        if let Some(metrics) = metrics {
+            let bytes = metrics.replication_bytes();
+            replication = replication.with_bytes_observer(Arc::new(move |n| {
+                bytes.inc_by(n);
+            }));
+        }
+        jobs.register(wharf_replication::policies::JOB_KIND, replication);
+        if let Some(metrics) = metrics {
+            metrics.watch_jobs(&mut jobs);
+        }
         let (stop, stopping) = watch::channel(false);
         let until_stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;

@@ -58,7 +58,38 @@ pub struct Config {
     pub projects: ProjectsConfig,
     pub jobs: JobsConfig,
     pub webhooks: wharf_projects::webhooks::WebhookConfig,
+    pub replication: ReplicationConfig,
     pub metrics: MetricsConfig,
+}
+
+/// `[replication]`: replication endpoints, policies and proxy-cache projects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// File holding the AES-256 key endpoint credentials are sealed with
+    /// (generated at first start; every replica must share it). Defaults
+    /// to `<data_dir>/secrets/replication-credential.key`.
+    pub credential_key: PathBuf,
+    /// How the job workers reach this Wharf's `/v2` for push- and
+    /// pull-based policies. Unset: `wharf serve` uses its own listener on
+    /// loopback; `wharf worker` uses `external_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_url: Option<String>,
+    /// Seconds a proxy-cache project trusts a cached tag before asking the
+    /// upstream again (`HEAD`).
+    pub proxy_recheck_secs: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            credential_key: PathBuf::from(DEFAULT_DATA_DIR)
+                .join("secrets")
+                .join("replication-credential.key"),
+            local_url: None,
+            proxy_recheck_secs: 300,
+        }
+    }
 }
 
 /// `[projects]`: defaults for new projects.
@@ -164,6 +195,7 @@ impl Default for Config {
             projects: ProjectsConfig::default(),
             jobs: JobsConfig::default(),
             webhooks: Default::default(),
+            replication: ReplicationConfig::default(),
             metrics: MetricsConfig::default(),
         }
     }
@@ -313,6 +345,21 @@ pub const ENV_VARS: &[EnvVar] = &[
         "webhooks.max_attempts",
         EnvKind::Integer,
     ),
+    var(
+        "WHARF_REPLICATION_CREDENTIAL_KEY",
+        "replication.credential_key",
+        EnvKind::String,
+    ),
+    var(
+        "WHARF_REPLICATION_LOCAL_URL",
+        "replication.local_url",
+        EnvKind::String,
+    ),
+    var(
+        "WHARF_REPLICATION_PROXY_RECHECK_SECS",
+        "replication.proxy_recheck_secs",
+        EnvKind::Integer,
+    ),
     var("WHARF_METRICS_ENABLED", "metrics.enabled", EnvKind::Bool),
     var("WHARF_METRICS_LISTEN", "metrics.listen", EnvKind::String),
     var(
@@ -455,7 +502,7 @@ impl Config {
         let warnings = apply_env(&mut table, &env)?;
         apply_overrides(&mut table, overrides);
         default_storage_root(&mut table);
-        default_signing_key(&mut table);
+        default_secret_files(&mut table);
 
         // Through text rather than `Table::try_into`, so errors carry a position we
         // can turn into the offending key.
@@ -504,6 +551,14 @@ impl Config {
             ));
         }
         self.webhooks.validate().map_err(ConfigError::Invalid)?;
+        if let Some(local) = &self.replication.local_url {
+            let ok = url::Url::parse(local).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "`replication.local_url` {local:?} must be an http:// or https:// URL"
+                )));
+            }
+        }
         self.metrics
             .validate(&self.listen)
             .map_err(ConfigError::Invalid)?;
@@ -577,6 +632,7 @@ impl fmt::Debug for Config {
             .field("auth", &safe.auth)
             .field("projects", &safe.projects)
             .field("jobs", &safe.jobs)
+            .field("replication", &safe.replication)
             .field("metrics", &safe.metrics)
             .finish()
     }
@@ -728,24 +784,34 @@ fn default_storage_root(table: &mut Table) {
     }
 }
 
-/// The token-signing key defaults to `<data_dir>/secrets/token-signing-key.pem`,
-/// with `data_dir` as finally decided by every layer.
-fn default_signing_key(table: &mut Table) {
+/// The token-signing key and the replication credential key default to
+/// files under `<data_dir>/secrets/`, with `data_dir` as finally decided by
+/// every layer.
+fn default_secret_files(table: &mut Table) {
     let data_dir = table
         .get("data_dir")
         .and_then(Value::as_str)
         .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
-    let path = data_dir.join("secrets").join("token-signing-key.pem");
-    let auth = table
-        .entry("auth")
-        .or_insert_with(|| Value::Table(Table::new()));
-    if let Some(auth) = auth.as_table_mut()
-        && !auth.contains_key("signing_key")
-    {
-        auth.insert(
-            "signing_key".into(),
-            Value::String(path.to_string_lossy().into_owned()),
-        );
+    let secrets = data_dir.join("secrets");
+    for (section, key, file) in [
+        ("auth", "signing_key", "token-signing-key.pem"),
+        (
+            "replication",
+            "credential_key",
+            "replication-credential.key",
+        ),
+    ] {
+        let table = table
+            .entry(section)
+            .or_insert_with(|| Value::Table(Table::new()));
+        if let Some(table) = table.as_table_mut()
+            && !table.contains_key(key)
+        {
+            table.insert(
+                key.into(),
+                Value::String(secrets.join(file).to_string_lossy().into_owned()),
+            );
+        }
     }
 }
 
@@ -966,7 +1032,7 @@ mod tests {
             let value = match spec.kind {
                 EnvKind::String if spec.key == "log.format" => "json",
                 EnvKind::String if spec.key == "storage.type" => "s3",
-                EnvKind::String if spec.key == "external_url" => "https://r.example",
+                EnvKind::String if spec.key.ends_with("_url") => "https://r.example",
                 EnvKind::String => "/x",
                 EnvKind::Integer => "7",
                 EnvKind::Bool => "true",

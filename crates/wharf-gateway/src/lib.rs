@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod probe;
+pub mod replication;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

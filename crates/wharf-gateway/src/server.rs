@@ -23,6 +23,7 @@ use wharf_projects::admission::ProjectAdmission;
 use wharf_projects::audit::RegistryAudit;
 use wharf_projects::http::ApiSettings;
 use wharf_registry::Registry;
+use wharf_replication::registries::Registries;
 use wharf_store::{BlobStore, StorageConfig};
 
 use crate::background::Background;
@@ -30,6 +31,7 @@ use crate::config::Config;
 use crate::database::Database;
 use crate::health::{self, HealthChecks};
 use crate::metrics::{HttpMetricsLayer, Metrics};
+use crate::replication::LocalWharf;
 use crate::tls;
 
 /// Response header carrying the id that tags every log line of the request.
@@ -88,16 +90,26 @@ async fn serve_with(
         .with_admission(Arc::new(ProjectAdmission::new(pool.clone())))
         .with_events(Arc::new(audit));
     let maintenance = registry.spawn_maintenance();
-    // Background jobs (GC, retention, purges, quota repair): this
-    // replica's share of the queue's workers, and its scheduler.
+    // Replication's local side is this server: its listener, known once bound.
+    let local = LocalWharf::new(config, auth.clone(), None);
+    let registries = crate::replication::registries(&pool, config, local.clone()).await?;
+    // Proxy-cache projects pull through the endpoint they name.
+    let registry = registry.with_upstream(Arc::new(wharf_replication::proxy::ProxyCache::new(
+        registries.clone(),
+        std::time::Duration::from_secs(config.replication.proxy_recheck_secs),
+    )));
+    // Background jobs (GC, retention, purges, quota repair, replication):
+    // this replica's share of the queue's workers, and its scheduler.
     let metrics = config.metrics.enabled.then(|| Metrics::new(pool.clone()));
-    let background =
-        Background::start_with(&pool, &registry, &config, config.jobs.workers, |jobs| {
-            if let Some(metrics) = &metrics {
-                metrics.watch_jobs(jobs);
-            }
-        })
-        .await?;
+    let background = Background::start_with(
+        &pool,
+        &registry,
+        &registries,
+        config,
+        config.jobs.workers,
+        metrics.as_ref(),
+    )
+    .await?;
     // Expired sessions and stale throttling counters: small tables, so an
     // hourly sweep is plenty.
     let auth_maintenance = auth.spawn_maintenance(std::time::Duration::from_secs(3600));
@@ -112,10 +124,12 @@ async fn serve_with(
         },
         pool,
         registry,
+        registries,
         auth,
         metrics: metrics.clone(),
     };
     let (server, addrs) = build_server(config, services, tls)?;
+    local.listening_on(&addrs, config.tls_enabled());
     let metrics_server = match (&metrics, &config.metrics.listen) {
         (Some(metrics), Some(listen)) => {
             let (server, addrs) = crate::metrics::separate_server(listen, metrics.clone())?;
@@ -220,6 +234,8 @@ async fn open_store(config: &StorageConfig) -> anyhow::Result<BlobStore> {
 pub struct Services {
     pub pool: PgPool,
     pub registry: Registry,
+    /// Replication endpoints, for the REST API.
+    pub registries: Registries,
     pub auth: Auth,
     pub api: ApiSettings,
     /// `None` when metrics are disabled.
@@ -235,6 +251,7 @@ pub fn build_server(
     let health = web::Data::new(HealthChecks::for_registry(&services.registry));
     let pool = web::Data::new(services.pool);
     let api = web::Data::new(services.api);
+    let registries = web::Data::new(services.registries);
     let registry = Arc::new(services.registry);
     let auth = services.auth;
     let metrics_layer = services
@@ -262,6 +279,7 @@ pub fn build_server(
             // the registry, like /v2's.
             .app_data(web::Data::new((*registry).clone()))
             .app_data(api.clone())
+            .app_data(registries.clone())
             // Unauthenticated probes first, so they never depend on the database
             // answering an identification query.
             .configure(health::configure)
@@ -407,16 +425,30 @@ async fn work(config: &Config, db: &Database, signals: &mut Signals) -> anyhow::
         .with_admission(Arc::new(ProjectAdmission::new(pool.clone())))
         .with_events(Arc::new(audit));
     let maintenance = registry.spawn_maintenance();
+    // Replication reaches the local registry through a serving instance,
+    // with tokens this process signs (the key ring is shared in PostgreSQL).
+    let auth = Auth::start(
+        pool.clone(),
+        config.auth.clone(),
+        config.external_url.clone(),
+    )
+    .await
+    .context("cannot start token signing (replication needs it)")?;
+    let local = LocalWharf::new(config, auth, config.external_url.as_deref());
+    let registries = crate::replication::registries(&pool, config, local).await?;
     let workers = config.jobs.workers.max(1);
     // A worker has no main listener: its job counters are served only on
     // `metrics.listen`, when one is set.
     let metrics = (config.metrics.enabled && config.metrics.listen.is_some())
         .then(|| Metrics::new(pool.clone()));
-    let background = Background::start_with(&pool, &registry, config, workers, |jobs| {
-        if let Some(metrics) = &metrics {
-            metrics.watch_jobs(jobs);
-        }
-    })
+    let background = Background::start_with(
+        &pool,
+        &registry,
+        &registries,
+        config,
+        workers,
+        metrics.as_ref(),
+    )
     .await?;
     let metrics_server = match (&metrics, &config.metrics.listen) {
         (Some(metrics), Some(listen)) => {

@@ -4,7 +4,7 @@
 //! anonymous, Basic or bearer-token authentication as the server asks.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -68,8 +68,17 @@ impl ReplicationError {
 
 type Result<T> = std::result::Result<T, ReplicationError>;
 
+/// Mints bearer tokens for a registry that trusts the caller without a
+/// password: this Wharf's own `/v2`, whose token signer runs in the same
+/// process (see `wharf_auth::Auth::service_token`).
+#[async_trait::async_trait]
+pub trait TokenSource: Send + Sync {
+    /// A token granting `scopes` (`repository:<name>:pull,push`, ...).
+    async fn token(&self, scopes: &[String]) -> Result<String>;
+}
+
 /// Where a registry is and how to log in to it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     /// `http(s)://host[:port]`, without `/v2`.
     pub url: Url,
@@ -77,6 +86,20 @@ pub struct Endpoint {
     pub credential: Option<(String, String)>,
     /// Skip TLS certificate verification.
     pub insecure: bool,
+    /// Answers bearer challenges instead of the challenge's realm.
+    pub token_source: Option<Arc<dyn TokenSource>>,
+}
+
+// By hand: the credential and token source must never reach a log.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url.as_str())
+            .field("user", &self.credential.as_ref().map(|(u, _)| u))
+            .field("insecure", &self.insecure)
+            .field("token_source", &self.token_source.is_some())
+            .finish()
+    }
 }
 
 impl Endpoint {
@@ -92,7 +115,13 @@ impl Endpoint {
             url,
             credential: None,
             insecure: false,
+            token_source: None,
         })
+    }
+
+    pub fn with_token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
+        self.token_source = Some(source);
+        self
     }
 
     pub fn with_basic(mut self, username: &str, password: &str) -> Self {
@@ -239,6 +268,14 @@ impl RegistryClient {
                 let key = scopes.join(" ");
                 if let Some(t) = self.tokens.lock().expect("token cache").get(&key) {
                     return Ok(Some(format!("Bearer {t}")));
+                }
+                if let Some(source) = &self.endpoint.token_source {
+                    let token = source.token(scopes).await?;
+                    self.tokens
+                        .lock()
+                        .expect("token cache")
+                        .insert(key, token.clone());
+                    return Ok(Some(format!("Bearer {token}")));
                 }
                 let mut url = Url::parse(&realm)
                     .map_err(|e| ReplicationError::Auth(format!("token realm {realm:?}: {e}")))?;
@@ -638,6 +675,23 @@ impl RegistryClient {
             }
         }
         Ok(())
+    }
+
+    /// The referrers index of `digest` exactly as the server sent it;
+    /// `None` when the server has no referrers API (answers 404 or 405).
+    pub async fn referrers_index(&self, repo: &str, digest: &str) -> Result<Option<Bytes>> {
+        let url = self.url(&format!("/v2/{repo}/referrers/{digest}"));
+        let resp = self
+            .request(Method::GET, &url, &Self::pull(repo), |r| r)
+            .await?;
+        if matches!(resp.status().as_u16(), 404 | 405) {
+            return Ok(None);
+        }
+        let resp = expect_ok(resp, "GET", &url).await?;
+        resp.bytes()
+            .await
+            .map(Some)
+            .map_err(|source| ReplicationError::Http { url, source })
     }
 
     /// The manifests referring to `digest` through the referrers API;

@@ -19,8 +19,11 @@
 pub mod client;
 pub mod copy;
 pub mod crypto;
+pub mod events;
 pub mod filter;
+pub mod pattern;
 pub mod policies;
+pub mod proxy;
 pub mod registries;
 
 pub use client::{Endpoint, RegistryClient, ReplicationError};

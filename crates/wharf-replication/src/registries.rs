@@ -76,16 +76,56 @@ pub struct RegistryRecord {
 const COLUMNS: &str = "id, name, type, url, description, access_key, insecure, status, \
                        status_message, status_checked_at, created_at, updated_at";
 
+/// How this process reaches its own Wharf's `/v2`: the local side of push-
+/// and pull-based policies (Harbor's registry 0, "Local").
+pub trait LocalRegistry: Send + Sync {
+    fn client(&self) -> Result<RegistryClient, ReplicationError>;
+}
+
 /// The registries table and the key its secrets are sealed with.
 #[derive(Clone)]
 pub struct Registries {
     pool: PgPool,
     key: Arc<SecretKey>,
+    local: Option<Arc<dyn LocalRegistry>>,
 }
 
 impl Registries {
     pub fn new(pool: PgPool, key: Arc<SecretKey>) -> Self {
-        Self { pool, key }
+        Self {
+            pool,
+            key,
+            local: None,
+        }
+    }
+
+    /// Lets policies use this Wharf as their source or destination.
+    pub fn with_local(mut self, local: Arc<dyn LocalRegistry>) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A client for registry `id`, or for this Wharf when `id` is `None`;
+    /// `Ok(None)` when no registry has that id.
+    pub async fn client_for(
+        &self,
+        id: Option<i64>,
+    ) -> Result<Option<RegistryClient>, ReplicationError> {
+        match id {
+            Some(id) => self.client(id).await,
+            None => match &self.local {
+                Some(local) => local.client().map(Some),
+                None => Err(ReplicationError::Invalid(
+                    "this process cannot reach the local Wharf registry: set \
+                     replication.local_url (WHARF_REPLICATION_LOCAL_URL) to this Wharf's URL"
+                        .into(),
+                )),
+            },
+        }
     }
 
     fn validate(spec: &RegistrySpec) -> Result<(), ReplicationError> {
