@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use utoipa::{OpenApi, ToSchema};
-use wharf_jobs::{EnqueueOptions, Execution, Trigger};
+use wharf_jobs::Execution;
 
 use super::error::{ErrorsBody, resource};
 use super::schedules::{jobs_error, trigger_name};
@@ -28,11 +28,11 @@ use crate::error::Error;
 use crate::projects::get_project;
 use crate::retention::store::{
     Policy, Task, TaskStatus, create_policy, delete_policy, get_policy, get_task, is_run_of,
-    list_runs, list_tasks, run_is_dry, run_parameters, update_policy,
+    list_runs, list_tasks, run_is_dry, update_policy,
 };
 use crate::retention::{
     self, PolicyDocument, PolicySpec, RuleDocument, ScopeDocument, SelectorDocument,
-    TriggerDocument, job::MAX_ATTEMPTS,
+    TriggerDocument,
 };
 use crate::security::{Caller, ProjectAccess};
 
@@ -619,29 +619,8 @@ pub async fn trigger_execution(
     let id = path.into_inner();
     let (policy, access) = policy_access(&pool, &caller, id, "update").await?;
     let dry_run = body.dry_run;
-    let parameters = run_parameters(id, policy.spec.project_id, dry_run);
     let mut tx = pool.begin().await?;
-    let eid = wharf_jobs::create_execution(
-        &mut *tx,
-        retention::KIND,
-        Trigger::Manual,
-        parameters.clone(),
-        Some(policy.spec.project_id),
-    )
-    .await
-    .map_err(jobs_error)?;
-    wharf_jobs::enqueue(
-        &mut tx,
-        retention::KIND,
-        wharf_jobs::with_execution(parameters, eid),
-        EnqueueOptions {
-            queue_name: Some(retention::schedule_name(id)),
-            max_attempts: Some(MAX_ATTEMPTS),
-            ..EnqueueOptions::default()
-        },
-    )
-    .await
-    .map_err(jobs_error)?;
+    let eid = retention::store::start_run(&mut tx, &policy, dry_run).await?;
     record(
         &mut tx,
         &caller,
