@@ -4,7 +4,9 @@
 // using the secret read from the page, browses to the artifact, copies its
 // pull command and removes a tag; edits immutability and tag retention rules
 // and runs retention, labels the artifact, manages a system robot, reads the
-// configuration and runs garbage collection; the developer cannot see the
+// configuration and runs garbage collection; creates a registry endpoint for
+// a docker-registry, tests it, replicates the project to it with a
+// push-based policy and edits the policy; the developer cannot see the
 // member edit controls, error pages keep the navigation, and a form post
 // without the CSRF token is refused.
 //
@@ -466,6 +468,104 @@ try {
     assert.match(await page.textContent("#logs tbody"), /started garbage collection/);
   });
 
+  const remote = process.env.REMOTE_REGISTRY_URL;
+  assert.ok(remote, "set REMOTE_REGISTRY_URL (tests/ui/run starts a docker-registry)");
+  const remoteSecret = "remote-secret-never-shown";
+
+  await check("registries: an endpoint for a docker-registry is created, its connection tested, a taken name refused next to the form", async () => {
+    await page.goto(`${base}/admin/users`);
+    await page.click("nav.tabs >> text=Registries");
+    assert.match(page.url(), /\/admin\/registries$/);
+    assert.match(await page.textContent("#registries tbody"), /No registry endpoints/);
+    await page.click("#new-registry summary");
+    await page.selectOption("#registry-type", "docker-registry");
+    await page.fill("#registry-name", "remote");
+    await page.fill("#registry-url", remote);
+    await page.fill("#registry-key", "replicator");
+    await page.fill("#registry-secret", remoteSecret);
+    await page.click("#create-registry button[type=submit]");
+    assert.match(await page.textContent(".flash"), /Registry remote created/);
+    const row = page.locator('#registries tr[data-registry="remote"]');
+    assert.match(await row.textContent(), /docker-registry/);
+    assert.equal(await row.locator(".status").textContent(), "unknown");
+    await row.locator("button", { hasText: "Test connection" }).click();
+    assert.match(await page.textContent(".flash"), /remote is healthy/);
+    assert.equal(await row.locator(".status").textContent(), "healthy");
+    assert.match(await row.textContent(), /checked/);
+    // The secret is write-only: no page carries it, not even the edit form.
+    assert.ok(!(await page.content()).includes(remoteSecret));
+    await row.locator("a", { hasText: "Edit" }).click();
+    assert.equal(await page.inputValue("#registry-secret"), "");
+    assert.ok(!(await page.content()).includes(remoteSecret));
+    await page.goto(`${base}/admin/registries`);
+    await page.click("#new-registry summary");
+    await page.fill("#registry-name", "remote");
+    await page.fill("#registry-url", remote);
+    await page.click("#create-registry button[type=submit]");
+    assert.match(await page.textContent("#create-registry .error"), /already exists/);
+  });
+
+  let policyUrl = "";
+  await check("replication: a push-based manual policy copies the project to the registry; its execution and tasks are shown", async () => {
+    await page.click("nav.tabs >> text=Replications");
+    assert.match(await page.textContent("#policies tbody"), /No replication policies/);
+    await page.click("#new-policy summary");
+    await page.fill("#create-policy-name", "to-remote");
+    await page.check('#create-policy input[name=direction][value=push]');
+    await page.selectOption("#create-policy-registry", { label: `remote (${remote})` });
+    await page.fill("#create-policy-name-filter", `${project}/**`);
+    await page.selectOption("#create-policy-trigger", "manual");
+    await page.click("#create-policy button[type=submit]");
+    assert.match(await page.textContent(".flash"), /Replication policy to-remote created/);
+    policyUrl = page.url();
+    assert.match(policyUrl, /\/admin\/replications\/\d+$/);
+    assert.match(await page.textContent("#policy-facts"), /push-based: this Wharf → remote/);
+    await page.click("#replicate-now");
+    assert.match(await page.textContent(".flash"), /Execution \d+ of to-remote started/);
+    const status = await waitForText(policyUrl, "#executions tbody tr:first-child .status", /Success|Error|Stopped/, 120);
+    assert.equal(status, "Success", await page.textContent("#executions tbody tr:first-child"));
+    await page.click("#executions tbody tr:first-child a");
+    const task = page.locator("#tasks tr[data-task]", { hasText: `${project}/app:v1` });
+    assert.equal(await task.count(), 1, await page.textContent("#tasks"));
+    assert.match(await task.textContent(), /copy/);
+    assert.equal(await task.locator(".status").textContent(), "Succeed");
+    assert.match(await page.textContent("#execution-facts"), /0 failed/);
+    await shot(page, "console-replication");
+    await task.locator("a", { hasText: "Log" }).click();
+    assert.match(await page.textContent("#task-log"), /Succeed/);
+    // The image is in the docker-registry now.
+    const listed = await (await fetch(`${remote}/v2/${project}/app/tags/list`)).json();
+    assert.ok(listed.tags.includes("v1"), JSON.stringify(listed));
+  });
+
+  await check("replication: the policy is edited, a bad cron is refused next to the form, then disabled and enabled from the list; its registry cannot be deleted while it is used", async () => {
+    await page.goto(policyUrl);
+    await page.click("#edit-policy-card summary");
+    assert.equal(await page.inputValue("#edit-policy-name-filter"), `${project}/**`);
+    await page.fill("#edit-policy-tag-filter", "v*");
+    await page.selectOption("#edit-policy-trigger", "scheduled");
+    await page.fill("#edit-policy-cron", "0 0 2 * *");
+    await page.click("#edit-policy button[type=submit]");
+    assert.match(await page.textContent("#edit-policy .error"), /invalid cron/);
+    await page.fill("#edit-policy-tag-filter", "v*");
+    await page.selectOption("#edit-policy-trigger", "manual");
+    await page.click("#edit-policy button[type=submit]");
+    assert.match(await page.textContent(".flash"), /to-remote saved/);
+    assert.match(await page.textContent("#policy-facts"), /name journey\/\*\* · tag v\*/);
+    await page.goto(`${base}/admin/replications`);
+    const row = page.locator('#policies tr[data-policy="to-remote"]');
+    assert.equal(await row.locator(".status").textContent(), "Success");
+    await row.locator("button", { hasText: "Disable" }).click();
+    assert.match(await page.textContent(".flash"), /to-remote is disabled/);
+    assert.equal(await row.locator("button", { hasText: "Replicate now" }).count(), 0);
+    await row.locator("button", { hasText: "Enable" }).click();
+    assert.match(await page.textContent(".flash"), /to-remote is enabled/);
+    await page.goto(`${base}/admin/registries`);
+    const registry = page.locator('#registries tr[data-registry="remote"]');
+    await registry.locator("button", { hasText: "Delete" }).click();
+    assert.match(await registry.locator(".field-error").textContent(), /used by 1 replication policies/);
+  });
+
   const dev = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const devPage = await dev.newPage();
   await check("the developer sees the members but none of the edit controls", async () => {
@@ -484,6 +584,10 @@ try {
     assert.equal(await devPage.locator("nav.nav a", { hasText: "Administration" }).count(), 0);
     await devPage.goto(`${base}/admin/gc`);
     assert.match(await devPage.textContent("main h1"), /Not allowed/);
+    for (const admin of ["registries", "replications"]) {
+      await devPage.goto(`${base}/admin/${admin}`);
+      assert.match(await devPage.textContent("main h1"), /Not allowed/);
+    }
     await devPage.goto(`${base}/projects/no-such-project/repositories`);
     assert.match(await devPage.textContent("main h1"), /Not found/);
     assert.equal(await devPage.textContent("#current-user"), developer.name);

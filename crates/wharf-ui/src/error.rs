@@ -171,3 +171,19 @@ impl From<askama::Error> for UiError {
         UiError::Internal
     }
 }
+
+impl From<wharf_replication::ReplicationError> for UiError {
+    fn from(e: wharf_replication::ReplicationError) -> Self {
+        use wharf_replication::ReplicationError;
+        match e {
+            ReplicationError::Invalid(m) => UiError::BadRequest(m),
+            ReplicationError::NotFound { what } => UiError::not_found(format!("{what} not found.")),
+            ReplicationError::Database(cause) => {
+                tracing::error!(error = %cause, "database error in the console");
+                UiError::Internal
+            }
+            // A remote registry's answer: the administrator can act on it.
+            other => UiError::BadRequest(other.to_string()),
+        }
+    }
+}

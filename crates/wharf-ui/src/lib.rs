@@ -2,8 +2,9 @@
 //! `web/templates`, assets under `web/static` compiled into the binary) for
 //! signing in, projects, repositories and artifacts (with their labels),
 //! members, robot accounts, labels, immutable tags and tag retention, and
-//! Administration (users, system robots, configuration, garbage collection,
-//! the audit log).
+//! Administration (users, system robots, registry endpoints, replication
+//! policies and their executions, configuration, garbage collection, the
+//! audit log).
 //!
 //! Handlers call the same domain functions of `wharf-projects` and the same
 //! registry operations as the REST API, and decide access with the same
@@ -32,8 +33,8 @@ use actix_web::web;
 
 /// Mount the console's pages, its form handlers and `/static`. Needs the
 /// app data the gateway registers for the REST API: `web::Data<PgPool>`,
-/// `web::Data<ApiSettings>`, `web::Data<Auth>` (from `Auth::configure`) and
-/// `web::Data<Registry>`.
+/// `web::Data<ApiSettings>`, `web::Data<Auth>` (from `Auth::configure`),
+/// `web::Data<Registry>` and `web::Data<Registries>` (replication's endpoints).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/static/{name}").route(web::get().to(assets::serve)));
     // One resource per path (a second resource with the same path would

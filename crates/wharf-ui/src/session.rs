@@ -28,6 +28,7 @@ use wharf_auth::Auth;
 use wharf_projects::http::ApiSettings;
 use wharf_projects::{Caller, Principal, User};
 use wharf_registry::Registry;
+use wharf_replication::registries::Registries;
 
 use crate::error::{UiError, UiResult};
 use crate::layout::{FLASH_COOKIE, Flash, flash_removal, flash_text};
@@ -148,6 +149,7 @@ pub struct Services {
     pub api: web::Data<ApiSettings>,
     pub auth: web::Data<Auth>,
     pub registry: Option<web::Data<Registry>>,
+    pub registries: Option<web::Data<Registries>>,
 }
 
 impl Services {
@@ -157,6 +159,17 @@ impl Services {
             Some(r) => Ok(r.get_ref()),
             None => {
                 tracing::error!("the console runs without the registry as app data");
+                Err(UiError::Internal)
+            }
+        }
+    }
+
+    /// The replication endpoints, for the registries and replication pages.
+    pub fn registries(&self) -> UiResult<&Registries> {
+        match &self.registries {
+            Some(r) => Ok(r.get_ref()),
+            None => {
+                tracing::error!("the console runs without the replication registries as app data");
                 Err(UiError::Internal)
             }
         }
@@ -194,6 +207,7 @@ impl FromRequest for Services {
                 api: req.app_data::<web::Data<ApiSettings>>()?.clone(),
                 auth: req.app_data::<web::Data<Auth>>()?.clone(),
                 registry: req.app_data::<web::Data<Registry>>().cloned(),
+                registries: req.app_data::<web::Data<Registries>>().cloned(),
             })
         })();
         ready(services.ok_or_else(|| {

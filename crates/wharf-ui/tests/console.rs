@@ -3,6 +3,8 @@
 //! registry: signing in, the CSRF rule, creating a project, and what a
 //! member with a small role is shown and allowed.
 
+use std::sync::Arc;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
@@ -12,6 +14,8 @@ use wharf_auth::{Auth, AuthConfig};
 use wharf_projects::http::ApiSettings;
 use wharf_projects::{NewProject, NewUser, ProjectName, Role, Username};
 use wharf_registry::{Registry, RegistryConfig};
+use wharf_replication::crypto::SecretKey;
+use wharf_replication::registries::Registries;
 use wharf_store::{BlobStore, StorageConfig};
 
 const ADMIN_PASSWORD: &str = "Adm1n-password";
@@ -23,6 +27,7 @@ struct Backend {
     pool: PgPool,
     auth: Auth,
     registry: Registry,
+    registries: Registries,
     _dirs: tempfile::TempDir,
 }
 
@@ -58,12 +63,15 @@ async fn backend() -> Backend {
     .await
     .unwrap();
     let registry = Registry::new(pool.clone(), store, RegistryConfig::default());
+    let key = SecretKey::from_bytes(&[7u8; 32]).unwrap();
+    let registries = Registries::new(pool.clone(), Arc::new(key));
     Backend {
         db_name: name,
         admin_url,
         pool,
         auth,
         registry,
+        registries,
         _dirs: dirs,
     }
 }
@@ -98,6 +106,7 @@ macro_rules! console {
             App::new()
                 .app_data(web::Data::new($b.pool.clone()))
                 .app_data(web::Data::new($b.registry.clone()))
+                .app_data(web::Data::new($b.registries.clone()))
                 .app_data(web::Data::new(ApiSettings {
                     robot_prefix: "robot$".into(),
                     ..ApiSettings::default()
@@ -750,4 +759,410 @@ async fn system_robots_and_settings_are_for_administrators_only() {
     assert_eq!(robots.total, 1);
     assert_eq!(robots.items[0].name, "deployer");
     assert_eq!(robots.items[0].permissions.len(), 2);
+}
+
+/// Debian's `docker-registry` on a free loopback port, killed when dropped.
+struct Distribution {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_distribution() -> Distribution {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: test-secret\n",
+        dir.path().join("data").display()
+    );
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let child = std::process::Command::new("/usr/bin/docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("/usr/bin/docker-registry");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "docker-registry did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Distribution {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+/// The message a redirect leaves for the next page, decoded.
+fn flash_of<B>(resp: &ServiceResponse<B>) -> String {
+    resp.headers()
+        .get_all(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("wharf_flash="))
+        .map(|c| {
+            let value = c["wharf_flash=".len()..]
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            url::form_urlencoded::parse(format!("m={value}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn registries_and_replication_policies_are_for_administrators_only() {
+    let b = backend().await;
+    plain_user(&b.pool, "user1").await;
+    let distribution = start_distribution();
+    // The queue's tables, without a worker: executions wait.
+    wharf_jobs::Jobs::start(b.pool.clone()).await.unwrap();
+    let app = console!(b);
+    const SECRET: &str = "never-shown-again";
+
+    // A user without a system role sees neither page and cannot post.
+    let user = sign_in!(app, "user1", PASSWORD);
+    for page in ["/admin/registries", "/admin/replications"] {
+        let (status, _) = get_page!(app, &user, page);
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (_, html) = get_page!(app, &user, "/account");
+    let user_csrf = csrf_of(&html);
+    let resp = post_form!(
+        app,
+        user,
+        "/admin/registries",
+        [
+            ("csrf", user_csrf.as_str()),
+            ("name", "sneaky"),
+            ("type", "docker-registry"),
+            ("url", distribution.base.as_str())
+        ]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(b.registries.list().await.unwrap().is_empty());
+
+    let admin = sign_in!(app, "admin", ADMIN_PASSWORD);
+    let (status, html) = get_page!(app, &admin, "/admin/registries");
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let token = csrf.as_str();
+    let resp = post_form!(
+        app,
+        admin,
+        "/admin/registries",
+        [
+            ("csrf", token),
+            ("name", "mirror"),
+            ("type", "docker-registry"),
+            ("url", distribution.base.as_str()),
+            ("access_key", "replicator"),
+            ("access_secret", SECRET)
+        ]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let mirror = b.registries.list().await.unwrap().remove(0);
+    assert_eq!(mirror.access_key.as_deref(), Some("replicator"));
+    // A taken name comes back next to the form.
+    let resp = post_form!(
+        app,
+        admin,
+        "/admin/registries",
+        [
+            ("csrf", token),
+            ("name", "mirror"),
+            ("type", "docker-registry"),
+            ("url", distribution.base.as_str())
+        ]
+    );
+    assert!(
+        flash_of(&resp).contains("already exists"),
+        "{}",
+        flash_of(&resp)
+    );
+
+    // Test connection: docker-registry without auth accepts the basic
+    // credential; a closed port is unhealthy with the reason.
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/registries/{}/ping", mirror.id),
+        [("csrf", token)]
+    );
+    assert!(
+        flash_of(&resp).contains("mirror is healthy"),
+        "{}",
+        flash_of(&resp)
+    );
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let resp = post_form!(
+        app,
+        admin,
+        "/admin/registries",
+        [
+            ("csrf", token),
+            ("name", "gone"),
+            ("type", "harbor"),
+            ("url", closed.as_str())
+        ]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let gone = b
+        .registries
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "gone")
+        .unwrap();
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/registries/{}/ping", gone.id),
+        [("csrf", token)]
+    );
+    assert!(flash_of(&resp).starts_with(&format!("e:registry-{}\ngone is unhealthy", gone.id)));
+    let (_, html) = get_page!(app, &admin, "/admin/registries");
+    assert!(html.contains(">healthy</span>") && html.contains(">unhealthy</span>"));
+    assert!(!html.contains(SECRET));
+
+    // Editing with the secret left empty keeps it; the form never shows it.
+    let sealed = || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT access_secret FROM replication_registries WHERE id = $1",
+        )
+        .bind(mirror.id)
+        .fetch_one(&b.pool)
+        .await
+        .unwrap()
+    };
+    let before = sealed().await;
+    assert!(before.is_some());
+    let (status, html) = get_page!(app, &admin, &format!("/admin/registries/{}", mirror.id));
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains(SECRET));
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/registries/{}", mirror.id),
+        [
+            ("csrf", token),
+            ("name", "mirror-1"),
+            ("url", distribution.base.as_str()),
+            ("access_key", "replicator"),
+            ("access_secret", "")
+        ]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(sealed().await, before);
+    assert_eq!(
+        b.registries.get(mirror.id).await.unwrap().unwrap().name,
+        "mirror-1"
+    );
+
+    // A push-based manual policy to the mirror.
+    let registry_id = mirror.id.to_string();
+    let mut policy = vec![
+        ("csrf", token),
+        ("name", "to-mirror"),
+        ("direction", "push"),
+        ("registry_id", registry_id.as_str()),
+        ("name_filter", "library/**"),
+        ("tag_filter", "v*"),
+        ("dest_namespace", "copies"),
+        ("replace_count", "1"),
+        ("trigger", "scheduled"),
+        ("cron", "not a cron"),
+        ("override_tags", "yes"),
+        ("enabled", "yes"),
+    ];
+    let resp = post_form!(app, admin, "/admin/replications", policy.clone());
+    assert!(
+        flash_of(&resp).starts_with("e:create-policy\n"),
+        "{}",
+        flash_of(&resp)
+    );
+    policy[8] = ("trigger", "manual");
+    let resp = post_form!(app, admin, "/admin/replications", policy.clone());
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let created = wharf_replication::policies::get_policy_by_name(&b.pool, "to-mirror")
+        .await
+        .unwrap()
+        .expect("the policy");
+    assert_eq!(created.src_registry_id, None);
+    assert_eq!(created.dest_registry_id, Some(mirror.id));
+    assert_eq!(created.dest_namespace.as_deref(), Some("copies"));
+    assert_eq!(created.dest_namespace_replace_count, 1);
+    assert_eq!(created.name_filter.as_deref(), Some("library/**"));
+    // Pull-based, labels (this Wharf's) cannot be judged: refused by the domain.
+    let pull = vec![
+        ("csrf", token),
+        ("name", "from-mirror"),
+        ("direction", "pull"),
+        ("registry_id", registry_id.as_str()),
+        ("labels", "prod"),
+        ("trigger", "manual"),
+        ("enabled", "yes"),
+    ];
+    let resp = post_form!(app, admin, "/admin/replications", pull);
+    assert!(
+        flash_of(&resp).contains("label filters need this Wharf as the source"),
+        "{}",
+        flash_of(&resp)
+    );
+    let (_, html) = get_page!(app, &admin, "/admin/replications");
+    assert!(html.contains("this Wharf → mirror-1"));
+    assert!(html.contains("never run"));
+
+    // The user may not start it either.
+    let path = format!("/admin/replications/{}/run", created.id);
+    let resp = post_form!(
+        app,
+        user,
+        &path,
+        [("csrf", user_csrf.as_str()), ("confirm", "yes")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let executions = || async {
+        wharf_replication::policies::list_executions(
+            &b.pool,
+            &wharf_replication::policies::ExecutionFilter {
+                policy_id: Some(created.id),
+                page: 1,
+                page_size: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(executions().await.1, 0);
+    // Without JavaScript, Replicate now asks on a page first.
+    let resp = post_form!(app, admin, &path, [("csrf", token)]);
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(body_text(resp).await.contains("Replicate to-mirror now?"));
+    assert_eq!(executions().await.1, 0);
+    let resp = post_form!(app, admin, &path, [("csrf", token), ("confirm", "yes")]);
+    assert!(
+        flash_of(&resp).starts_with("o:Execution "),
+        "{}",
+        flash_of(&resp)
+    );
+    let (items, total) = executions().await;
+    assert_eq!(total, 1);
+    let eid = items[0].id;
+
+    // No worker runs here: the execution waits, with a Stop button.
+    let (status, html) = get_page!(app, &admin, &format!("/admin/replications/{}", created.id));
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("/executions/{eid}/stop")));
+    let (status, html) = get_page!(
+        app,
+        &admin,
+        &format!("/admin/replications/{}/executions/{eid}", created.id)
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Pending"));
+    // Another policy's id in the path does not reach it.
+    let (status, _) = get_page!(
+        app,
+        &admin,
+        &format!("/admin/replications/{}/executions/{eid}", created.id + 1)
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The endpoint is in use: its deletion is refused next to its row.
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/registries/{}/delete", mirror.id),
+        [("csrf", token), ("confirm", "yes")]
+    );
+    assert!(
+        flash_of(&resp).contains("used by 1 replication policies"),
+        "{}",
+        flash_of(&resp)
+    );
+    assert!(b.registries.get(mirror.id).await.unwrap().is_some());
+    // So is the policy's while its execution waits; stopped, it goes.
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/replications/{}/delete", created.id),
+        [("csrf", token), ("confirm", "yes")]
+    );
+    assert!(
+        flash_of(&resp).contains("waiting or running"),
+        "{}",
+        flash_of(&resp)
+    );
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/replications/{}/executions/{eid}/stop", created.id),
+        [("csrf", token), ("confirm", "yes")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        wharf_replication::policies::get_execution(&b.pool, eid)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        wharf_jobs::ExecutionStatus::Stopped
+    );
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/replications/{}/enabled", created.id),
+        [("csrf", token), ("enabled", "false")]
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(
+        !wharf_replication::policies::get_policy(&b.pool, created.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/replications/{}/delete", created.id),
+        [("csrf", token), ("confirm", "yes")]
+    );
+    assert_eq!(flash_of(&resp), "o:Replication policy to-mirror deleted.");
+    let resp = post_form!(
+        app,
+        admin,
+        &format!("/admin/registries/{}/delete", mirror.id),
+        [("csrf", token), ("confirm", "yes")]
+    );
+    assert_eq!(flash_of(&resp), "o:Registry mirror-1 deleted.");
+    assert!(b.registries.get(mirror.id).await.unwrap().is_none());
 }
