@@ -84,20 +84,20 @@ async fn serve_with(
     )
     .await
     .context("cannot start token authentication")?;
+    // Replication's local side is this server: its listener, known once bound.
+    let local = LocalWharf::new(config, auth.clone(), None);
+    let registries = crate::replication::registries(&pool, config, local.clone()).await?;
     let (audit, audit_writer) = RegistryAudit::spawn(pool.clone());
     let registry = Registry::new(pool.clone(), store, config.registry.clone())
         .with_authorizer(auth.authorizer())
         .with_admission(Arc::new(ProjectAdmission::new(pool.clone())))
-        .with_events(Arc::new(audit));
+        .with_events(Arc::new(audit))
+        // Proxy-cache projects pull through the endpoint they name.
+        .with_upstream(Arc::new(wharf_replication::proxy::ProxyCache::new(
+            registries.clone(),
+            std::time::Duration::from_secs(config.replication.proxy_recheck_secs),
+        )));
     let maintenance = registry.spawn_maintenance();
-    // Replication's local side is this server: its listener, known once bound.
-    let local = LocalWharf::new(config, auth.clone(), None);
-    let registries = crate::replication::registries(&pool, config, local.clone()).await?;
-    // Proxy-cache projects pull through the endpoint they name.
-    let registry = registry.with_upstream(Arc::new(wharf_replication::proxy::ProxyCache::new(
-        registries.clone(),
-        std::time::Duration::from_secs(config.replication.proxy_recheck_secs),
-    )));
     // Background jobs (GC, retention, purges, quota repair, replication):
     // this replica's share of the queue's workers, and its scheduler.
     let metrics = config.metrics.enabled.then(|| Metrics::new(pool.clone()));

@@ -17,11 +17,12 @@ use wharf_projects::robots::{
 };
 use wharf_projects::{Error, audit};
 
-use super::robots::{PickerGroup, ShownSecret, grants_in, instructions, picker_of, summary};
+use super::robots::{
+    PickerGroup, RobotRow, ShownSecret, grants_in, instructions, picker_of, robot_rows, summary,
+};
 use super::{form_failed, unconfirmed};
 use crate::access::{self, audit_entry};
 use crate::error::{UiError, UiResult};
-use crate::format;
 use crate::layout::{self, Chrome};
 use crate::paging::{DEFAULT_PAGE_SIZE, PageQuery, Pager};
 use crate::session::{PostedForm, Services, Viewer};
@@ -30,17 +31,6 @@ const ROBOTS: &str = "/admin/robots";
 
 /// Ticked on a new system robot: pulling and pushing in its projects.
 const DEFAULT_PROJECT_GRANTS: [&str; 2] = ["repository:pull", "repository:push"];
-
-struct RobotRow {
-    id: i64,
-    login_name: String,
-    description: String,
-    permissions: String,
-    expires: String,
-    status: &'static str,
-    disabled: bool,
-    created: String,
-}
 
 #[derive(Template)]
 #[template(path = "admin_robots.html")]
@@ -76,29 +66,7 @@ async fn robots_page(
         },
     )
     .await?;
-    let now = chrono::Utc::now();
-    let rows = listing
-        .items
-        .iter()
-        .map(|r| RobotRow {
-            id: r.id,
-            login_name: r.login_name(&prefix),
-            description: r.description.clone(),
-            permissions: described(r),
-            expires: r
-                .expires_at
-                .map_or_else(|| "never".to_owned(), format::time),
-            status: if r.disabled {
-                "disabled"
-            } else if r.is_expired(now) {
-                "expired"
-            } else {
-                "active"
-            },
-            disabled: r.disabled,
-            created: format::time(r.created_at),
-        })
-        .collect();
+    let rows = robot_rows(&listing.items, &prefix, described);
     let principal = viewer.principal();
     Ok(layout::ok(&RobotsPage {
         chrome: Chrome::new(viewer, "Robot accounts", "admin"),

@@ -27,15 +27,46 @@ use crate::layout::{self, Chrome};
 use crate::paging::{PageQuery, Pager};
 use crate::session::{PostedForm, Services, Viewer};
 
-struct RobotRow {
-    id: i64,
-    login_name: String,
-    description: String,
-    permissions: String,
-    expires: String,
-    status: &'static str,
-    disabled: bool,
-    created: String,
+/// A robot as the project and system robot lists show it.
+pub(super) struct RobotRow {
+    pub(super) id: i64,
+    pub(super) login_name: String,
+    pub(super) description: String,
+    pub(super) permissions: String,
+    pub(super) expires: String,
+    pub(super) status: &'static str,
+    pub(super) disabled: bool,
+    pub(super) created: String,
+}
+
+/// The rows of `robots`, their permissions described by `describe`.
+pub(super) fn robot_rows(
+    robots: &[Robot],
+    prefix: &str,
+    describe: fn(&Robot) -> String,
+) -> Vec<RobotRow> {
+    let now = chrono::Utc::now();
+    robots
+        .iter()
+        .map(|r| RobotRow {
+            id: r.id,
+            login_name: r.login_name(prefix),
+            description: r.description.clone(),
+            permissions: describe(r),
+            expires: r
+                .expires_at
+                .map_or_else(|| "never".to_owned(), format::time),
+            status: if r.disabled {
+                "disabled"
+            } else if r.is_expired(now) {
+                "expired"
+            } else {
+                "active"
+            },
+            disabled: r.disabled,
+            created: format::time(r.created_at),
+        })
+        .collect()
 }
 
 /// One resource of the picker and its actions: (`resource:action`, action, ticked).
@@ -129,29 +160,7 @@ async fn robots_page(
         },
     )
     .await?;
-    let now = chrono::Utc::now();
-    let rows = listing
-        .items
-        .iter()
-        .map(|r| RobotRow {
-            id: r.id,
-            login_name: r.login_name(&prefix),
-            description: r.description.clone(),
-            permissions: summary(r),
-            expires: r
-                .expires_at
-                .map_or_else(|| "never".to_owned(), format::time),
-            status: if r.disabled {
-                "disabled"
-            } else if r.is_expired(now) {
-                "expired"
-            } else {
-                "active"
-            },
-            disabled: r.disabled,
-            created: format::time(r.created_at),
-        })
-        .collect();
+    let rows = robot_rows(&listing.items, &prefix, summary);
     let here = project_url(&access.project.name, "/robots");
     let page_html = RobotsPage {
         chrome: Chrome::new(
